@@ -1,3 +1,7 @@
 """Tools: fit the surrogate, predict expression, measure fidelity, explain genes by CRE subsets."""
 
-__all__: list[str] = []
+from ._fidelity import surrogate_fidelity
+from ._predict import predict_expression
+from ._surrogate import fit_surrogate, get_surrogate
+
+__all__ = ["fit_surrogate", "get_surrogate", "predict_expression", "surrogate_fidelity"]

@@ -1,0 +1,29 @@
+"""The torch backend of the surrogate: modules, sparse batches, training and serialisation.
+
+Nothing here knows about AnnData; :mod:`grids_sc.tl` moves data in and out.
+"""
+
+from ._atac import AtacDecoder, SparseAtacEncoder, atac_reconstruction_loss, focal_bce
+from ._batch import AtacBatch, make_batch
+from ._predict import predict_expression
+from ._record import surrogate_from_record, surrogate_to_record
+from ._surrogate import RnaDecoder, Surrogate, SurrogateConfig
+from ._train import PHASES, TrainConfig, fit_surrogate_module
+
+__all__ = [
+    "PHASES",
+    "AtacBatch",
+    "AtacDecoder",
+    "RnaDecoder",
+    "SparseAtacEncoder",
+    "Surrogate",
+    "SurrogateConfig",
+    "TrainConfig",
+    "atac_reconstruction_loss",
+    "fit_surrogate_module",
+    "focal_bce",
+    "make_batch",
+    "predict_expression",
+    "surrogate_from_record",
+    "surrogate_to_record",
+]

@@ -1,0 +1,242 @@
+"""Phased training of the surrogate: ATAC autoencoder, RNA autoencoder, then translation.
+
+Phase ``atac`` fits the sparse ATAC autoencoder (focal BCE), phase ``rna`` the RNA
+autoencoder (MSE), and phase ``translate`` the affine translators together with the ATAC
+encoder and RNA decoder on the paired cells: expression loss of ``F(x)``, latent alignment
+and cycle losses, an adversarial loss from a group-conditional discriminator, and the ATAC
+reconstruction loss so the encoder keeps describing chromatin. Every phase stops early on its
+validation loss and restores its best weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ._atac import atac_reconstruction_loss
+from ._batch import make_batch
+from ._surrogate import Surrogate
+
+PHASES = ("atac", "rna", "translate")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (plain values, stored with the model).
+
+    Attributes
+    ----------
+    max_epochs
+        Most epochs per phase.
+    batch_size
+        Cells per step.
+    lr, weight_decay
+        AdamW settings.
+    patience
+        Epochs without validation improvement before a phase stops.
+    neg_ratio
+        Closed entries sampled per open entry in the ATAC reconstruction loss.
+    focal_gamma
+        Focusing parameter of the focal BCE.
+    lambda_latent, lambda_cycle, lambda_adv, lambda_atac
+        Weights of the latent alignment, cycle, adversarial and ATAC reconstruction terms in the
+        translation phase (the expression loss has weight 1).
+    """
+
+    max_epochs: int = 60
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 6
+    neg_ratio: int = 4
+    focal_gamma: float = 2.0
+    lambda_latent: float = 0.1
+    lambda_cycle: float = 0.1
+    lambda_adv: float = 0.01
+    lambda_atac: float = 0.1
+
+    def to_dict(self) -> dict:
+        """The settings as a plain dict."""
+        return asdict(self)
+
+
+class _Data:
+    """Training data held as CSR rows and dense expression, batched by cell index."""
+
+    def __init__(self, x: sp.csr_matrix, y: np.ndarray, groups: np.ndarray | None, peak_chrom, n_chrom):
+        self.x, self.y, self.groups = x, y, groups
+        self.peak_chrom, self.n_chrom = peak_chrom, n_chrom
+
+    def batch(self, idx: np.ndarray, device: torch.device):
+        atac = make_batch(self.x[idx], self.peak_chrom, self.n_chrom).to(device)
+        y = torch.from_numpy(self.y[idx]).to(device)
+        g = None if self.groups is None else torch.from_numpy(self.groups[idx]).to(device)
+        return atac, y, g
+
+
+def _phase_params(module: Surrogate, phase: str):
+    if phase == "atac":
+        return [*module.atac_encoder.parameters(), *module.atac_decoder.parameters()]
+    if phase == "rna":
+        return [*module.rna_encoder.parameters(), *module.rna_decoder.parameters()]
+    return [
+        *module.atac_encoder.parameters(),
+        *module.atac_to_rna.parameters(),
+        *module.rna_to_atac.parameters(),
+        *module.rna_decoder.parameters(),
+        *module.atac_decoder.parameters(),
+    ]
+
+
+def _losses(module: Surrogate, phase: str, atac, y, g, cfg: TrainConfig, gen) -> dict[str, torch.Tensor]:
+    if phase == "atac":
+        z = module.atac_encoder(atac)
+        rec = atac_reconstruction_loss(module.atac_decoder, z, atac, cfg.focal_gamma, cfg.neg_ratio, gen)
+        return {"loss": rec}
+    if phase == "rna":
+        return {"loss": F.mse_loss(module.rna_decoder(module.rna_encoder(y)), y)}
+    z_a = module.atac_encoder(atac)
+    with torch.no_grad():
+        z_r = module.rna_encoder(y)
+    z_ar = module.atac_to_rna(z_a)
+    z_ra = module.rna_to_atac(z_r)
+    expr = F.mse_loss(module.rna_decoder(z_ar), y)
+    latent = F.mse_loss(z_ar, z_r) + F.mse_loss(z_ra, z_a)
+    cycle = F.mse_loss(module.rna_to_atac(z_ar), z_a) + F.mse_loss(module.atac_to_rna(z_ra), z_r)
+    cycle = cycle + F.mse_loss(module.rna_decoder(module.atac_to_rna(z_ra)), y)
+    logit = module.discriminate(z_ar, g)
+    adv = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+    rec = atac_reconstruction_loss(module.atac_decoder, z_a, atac, cfg.focal_gamma, cfg.neg_ratio, gen)
+    loss = (
+        expr
+        + cfg.lambda_latent * latent
+        + cfg.lambda_cycle * cycle
+        + cfg.lambda_adv * adv
+        + cfg.lambda_atac * rec
+    )
+    return {"loss": loss, "expression": expr, "z_ar": z_ar.detach(), "z_r": z_r}
+
+
+def _discriminator_step(module: Surrogate, opt, z_r, z_ar, g) -> float:
+    real = module.discriminate(z_r, g)
+    fake = module.discriminate(z_ar, g)
+    loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+    loss = loss + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def fit_surrogate_module(
+    module: Surrogate,
+    x: sp.csr_matrix,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    cfg: TrainConfig,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    phases: tuple[str, ...] = PHASES,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Train ``module`` in phases; return the per-epoch loss history of each phase.
+
+    Parameters
+    ----------
+    module
+        The surrogate to train (modified in place, left in eval mode on ``device``).
+    x
+        ``[n_cells, n_peaks]`` binary CSR accessibility.
+    y
+        ``[n_cells, n_genes]`` expression (already transformed), ``float32``.
+    groups
+        Group code of every cell for the conditional discriminator, or ``None``.
+    train_idx, val_idx
+        Cells used for training and for early stopping.
+    cfg
+        Optimisation settings.
+    device, seed, progress
+        Where to train, the seed that makes a run repeatable, and whether to show progress.
+    phases
+        Which phases to run, in order.
+
+    Returns
+    -------
+    dict
+        ``{phase: {"train": losses, "val": losses}}`` with one entry per epoch.
+    """
+    device = torch.device(device)
+    module.to(device)
+    peak_chrom = module.atac_encoder.peak_chrom.cpu().numpy()
+    data = _Data(sp.csr_matrix(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32), groups, peak_chrom, module.config.n_chrom)
+    rng = np.random.default_rng(seed)
+    history: dict[str, dict[str, np.ndarray]] = {}
+    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        for phase in phases:
+            history[phase] = _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, progress)
+    module.eval()
+    return history
+
+
+def _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, progress):
+    params = _phase_params(module, phase)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    d_opt = torch.optim.AdamW(module.discriminator.parameters(), lr=cfg.lr) if phase == "translate" else None
+    metric = "expression" if phase == "translate" else "loss"
+    best, best_state, wait = np.inf, None, 0
+    train_hist, val_hist = [], []
+    bar = tqdm(range(cfg.max_epochs), desc=f"surrogate [{phase}]", disable=not progress, leave=False)
+    for _epoch in bar:
+        module.train()
+        order = rng.permutation(train_idx)
+        total, n = 0.0, 0
+        for start in range(0, len(order), cfg.batch_size):
+            idx = np.sort(order[start : start + cfg.batch_size])
+            atac, y, g = data.batch(idx, device)
+            out = _losses(module, phase, atac, y, g, cfg, gen)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opt.step()
+            if d_opt is not None:
+                _discriminator_step(module, d_opt, out["z_r"], out["z_ar"], g)
+            total += float(out[metric].detach()) * len(idx)
+            n += len(idx)
+        train_hist.append(total / max(n, 1))
+        val = _evaluate(module, data, phase, val_idx, cfg, device, gen, metric)
+        val_hist.append(val)
+        bar.set_postfix(train=f"{train_hist[-1]:.4f}", val=f"{val:.4f}")
+        if val < best - 1e-5 * abs(best) or best_state is None:
+            best, wait = val, 0
+            best_state = copy.deepcopy(module.state_dict())
+        else:
+            wait += 1
+            if wait >= cfg.patience:
+                break
+    bar.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    return {"train": np.asarray(train_hist), "val": np.asarray(val_hist)}
+
+
+@torch.no_grad()
+def _evaluate(module, data, phase, idx, cfg, device, gen, metric) -> float:
+    module.eval()
+    total, n = 0.0, 0
+    for start in range(0, len(idx), cfg.batch_size):
+        b = np.asarray(idx[start : start + cfg.batch_size])
+        atac, y, g = data.batch(b, device)
+        out = _losses(module, phase, atac, y, g, cfg, gen)
+        total += float(out[metric]) * len(b)
+        n += len(b)
+    return total / max(n, 1)

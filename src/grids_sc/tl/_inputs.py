@@ -1,0 +1,105 @@
+"""Moving data out of a MuData into the arrays the torch backend takes, with checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+
+from .._validate import check_binary, check_finite, get_matrix
+
+RNA_TRANSFORMS = ("auto", "log1p", "none")
+
+
+def obs_column(mdata: MuData, key: str, modalities: tuple[str, ...] = ()) -> pd.Series:
+    """A cell annotation from ``mdata.obs`` or, failing that, from a modality's ``obs``."""
+    if key in mdata.obs.columns:
+        return mdata.obs[key]
+    for name in modalities:
+        if name in mdata.mod and key in mdata.mod[name].obs.columns:
+            return mdata.mod[name].obs[key].reindex(mdata.obs_names)
+    raise KeyError(f"cell annotation {key!r} not found in mdata.obs or in {list(modalities)} .obs")
+
+
+def group_codes(labels: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and category names of a cell annotation (missing labels are refused)."""
+    cat = labels.astype("category")
+    if cat.isna().any():
+        raise ValueError(f"cell annotation {labels.name!r} has {int(cat.isna().sum())} missing values")
+    return cat.cat.codes.to_numpy().astype(np.int64), [str(c) for c in cat.cat.categories]
+
+
+def atac_binary(adata: AnnData, layer: str | None, name: str) -> sp.csr_matrix:
+    """The ATAC matrix as binary float32 CSR, refusing anything that is not 0/1."""
+    x = get_matrix(adata, layer, f"ATAC modality {name!r}" + (f" layer {layer!r}" if layer else ""))
+    what = f"ATAC modality {name!r}" + (f" (layer {layer!r})" if layer else " (.X)")
+    check_binary(x, what)
+    x = sp.csr_matrix(x, dtype=np.float32)
+    x.eliminate_zeros()
+    x.sort_indices()
+    return x
+
+
+def peak_chromosomes(adata: AnnData, name: str) -> tuple[np.ndarray, list[str]]:
+    """Chromosome code of every peak and the chromosome names, from ``var['chrom']``."""
+    if "chrom" not in adata.var.columns:
+        from ..pp import parse_peaks
+
+        try:
+            chrom = parse_peaks(adata, copy=True).var["chrom"]
+        except ValueError as err:
+            raise ValueError(
+                f"ATAC modality {name!r} has no var['chrom'] column and its peak names could not "
+                f"be parsed ({err}); run grids.pp.parse_peaks() or add the column"
+            ) from err
+    else:
+        chrom = adata.var["chrom"]
+    if chrom.isna().any():
+        raise ValueError(f"ATAC modality {name!r}: var['chrom'] has missing values")
+    cat = chrom.astype(str).astype("category")
+    return cat.cat.codes.to_numpy().astype(np.int64), [str(c) for c in cat.cat.categories]
+
+
+def rna_values(adata: AnnData, layer: str | None, transform: str, name: str) -> tuple[np.ndarray, str]:
+    """Dense float32 expression after the RNA transform; returns the transform actually used.
+
+    ``"auto"`` applies ``log1p`` unless the data look log-scaled already (scanpy recorded
+    ``uns['log1p']``, or every value is at most 20).
+    """
+    if transform not in RNA_TRANSFORMS:
+        raise ValueError(f"rna_transform must be one of {RNA_TRANSFORMS}, got {transform!r}")
+    x = get_matrix(adata, layer, f"RNA modality {name!r}")
+    what = f"RNA modality {name!r}" + (f" (layer {layer!r})" if layer else " (.X)")
+    check_finite(x, what)
+    y = x.toarray() if sp.issparse(x) else np.asarray(x)
+    y = y.astype(np.float32, copy=False)
+    if transform == "auto":
+        transform = "none" if ("log1p" in adata.uns or y.size == 0 or y.max() <= 20) else "log1p"
+    return apply_rna_transform(y, transform, what), transform
+
+
+def apply_rna_transform(y: np.ndarray, transform: str, what: str = "RNA") -> np.ndarray:
+    """Apply a stored RNA transform (``"log1p"`` or ``"none"``)."""
+    if transform == "log1p":
+        if y.size and y.min() < 0:
+            raise ValueError(f"{what} has negative values; log1p needs non-negative expression")
+        return np.log1p(y)
+    return y
+
+
+def split_cells(
+    n: int, groups: np.ndarray | None, seed: int, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+) -> np.ndarray:
+    """Assign cells to train (0), validation (1) and test (2), stratified by group, seeded."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(n, dtype=np.int8)
+    strata = np.zeros(n, dtype=np.int64) if groups is None else groups
+    cum = np.cumsum(fractions) / np.sum(fractions)
+    for g in np.unique(strata):
+        idx = rng.permutation(np.flatnonzero(strata == g))
+        cuts = np.round(cum * len(idx)).astype(int)
+        out[idx[cuts[0] : cuts[1]]] = 1
+        out[idx[cuts[1] :]] = 2
+    return out

@@ -1,0 +1,250 @@
+"""``grids.tl.fit_surrogate`` and reading a fitted surrogate back from ``.uns``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from mudata import MuData
+
+from .._device import resolve_device
+from .._validate import check_paired
+from ..model import (
+    Surrogate,
+    SurrogateConfig,
+    TrainConfig,
+    fit_surrogate_module,
+    surrogate_from_record,
+    surrogate_to_record,
+)
+from ._inputs import atac_binary, group_codes, obs_column, peak_chromosomes, rna_values, split_cells
+
+MODELS = ("grids",)
+MIN_CELLS = 20
+
+
+def _grids_uns(mdata: MuData) -> dict:
+    return mdata.uns.setdefault("grids", {})
+
+
+def fit_surrogate(
+    mdata: MuData,
+    *,
+    rna: str = "rna",
+    atac: str = "atac",
+    groupby: str | None = None,
+    layer: str | None = None,
+    rna_layer: str | None = None,
+    rna_transform: str = "auto",
+    model: str = "grids",
+    n_latent: int = 32,
+    emb_dim: int = 32,
+    chrom_hidden: int = 32,
+    hidden: int = 128,
+    dropout: float = 0.1,
+    max_epochs: int = 60,
+    batch_size: int = 256,
+    lr: float = 2e-3,
+    patience: int = 6,
+    train_size: float = 0.7,
+    validation_size: float = 0.1,
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+    key_added: str = "surrogate",
+    copy: bool = False,
+) -> MuData | None:
+    """Fit the surrogate ``F``: predicted expression from binarised accessibility.
+
+    ``F(x) = clamp(RNA-decode(translate(ATAC-encode(x))), min=0)``: an embedding-sum ATAC
+    autoencoder (two embeddings per peak, summed per chromosome), an RNA autoencoder, and
+    affine translators between their latents, trained in three phases (ATAC autoencoder, RNA
+    autoencoder, translation with expression, alignment, cycle and adversarial losses). Each
+    phase stops early on validation cells.
+
+    Parameters
+    ----------
+    mdata
+        Paired multiome data. ATAC must be binary (see :func:`grids_sc.pp.binarize`) with
+        ``var['chrom']`` (or parseable peak names); RNA normalised expression.
+    rna, atac
+        Names of the modalities.
+    groupby
+        Cell annotation (e.g. cell type) that conditions the discriminator and stratifies the
+        train/validation/test split.
+    layer, rna_layer
+        ATAC and RNA layers to use instead of ``.X``.
+    rna_transform
+        ``"log1p"``, ``"none"`` or ``"auto"`` (``log1p`` unless the data look log-scaled).
+        Predictions are on the transformed scale.
+    model
+        Surrogate architecture: ``"grids"`` (the paper's).
+    n_latent, emb_dim, chrom_hidden, hidden, dropout
+        Architecture (see :class:`grids_sc.model.SurrogateConfig`).
+    max_epochs, batch_size, lr, patience
+        Training: most epochs per phase, cells per step, learning rate, early-stopping patience.
+    train_size, validation_size
+        Fractions of cells for training and early stopping; the rest are held out.
+    device
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    seed
+        Makes the split and the training repeatable.
+    progress
+        Show progress bars.
+    key_added
+        Stored at ``mdata.uns['grids'][key_added]``.
+    copy
+        Return a fitted copy instead of writing into ``mdata``.
+
+    Returns
+    -------
+    ``None``, or the copy when ``copy=True``. The record holds ``config`` (architecture,
+    training and data settings), ``weights`` (plain arrays), ``peaks``, ``genes``, ``split``
+    (train/validation/test cell names) and ``history`` (per-epoch losses of each phase).
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if not (0 < train_size < 1 and 0 < validation_size < 1 and train_size + validation_size < 1):
+        raise ValueError("train_size and validation_size must be in (0, 1) and sum to less than 1")
+    a_rna, a_atac = check_paired(mdata, rna, atac)
+    if a_rna.n_obs < MIN_CELLS:
+        raise ValueError(f"too few cells to fit a surrogate: {a_rna.n_obs} (need at least {MIN_CELLS})")
+    if a_rna.n_vars == 0 or a_atac.n_vars == 0:
+        raise ValueError("the RNA and ATAC modalities must each have at least one feature")
+    x = atac_binary(a_atac, layer, atac)
+    y, transform = rna_values(a_rna, rna_layer, rna_transform, rna)
+    peak_chrom, chroms = peak_chromosomes(a_atac, atac)
+    groups, group_names = (None, [])
+    if groupby is not None:
+        groups, group_names = group_codes(obs_column(mdata, groupby, (rna, atac)))
+    dev = resolve_device(device)
+
+    split = split_cells(
+        a_rna.n_obs, groups, seed, (train_size, validation_size, 1 - train_size - validation_size)
+    )
+    arch = SurrogateConfig(
+        n_peaks=a_atac.n_vars,
+        n_genes=a_rna.n_vars,
+        n_chrom=len(chroms),
+        n_groups=len(group_names),
+        emb_dim=emb_dim,
+        chrom_hidden=chrom_hidden,
+        n_latent=n_latent,
+        hidden=hidden,
+        dropout=dropout,
+    )
+    train = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = Surrogate(arch, torch.from_numpy(peak_chrom))
+    history = fit_surrogate_module(
+        module,
+        x,
+        y,
+        groups,
+        np.flatnonzero(split == 0),
+        np.flatnonzero(split == 1),
+        train,
+        device=dev,
+        seed=seed,
+        progress=progress,
+    )
+    record = surrogate_to_record(module)
+    obs = a_rna.obs_names.to_numpy().astype(str)
+    entry = {
+        "model": model,
+        "config": {
+            "architecture": record["architecture"],
+            "training": train.to_dict(),
+            "data": {
+                "rna": rna,
+                "atac": atac,
+                "layer": layer or "",
+                "rna_layer": rna_layer or "",
+                "rna_transform": transform,
+                "groupby": groupby or "",
+                "groups": np.asarray(group_names, dtype=str),
+                "chroms": np.asarray(chroms, dtype=str),
+                "seed": int(seed),
+            },
+        },
+        "weights": record["weights"],
+        "peaks": a_atac.var_names.to_numpy().astype(str),
+        "genes": a_rna.var_names.to_numpy().astype(str),
+        "split": {"train": obs[split == 0], "validation": obs[split == 1], "test": obs[split == 2]},
+        "history": {phase: dict(h) for phase, h in history.items()},
+    }
+    target = mdata.copy() if copy else mdata
+    _grids_uns(target)[key_added] = entry
+    return target if copy else None
+
+
+@dataclass
+class FittedSurrogate:
+    """A surrogate read back from ``.uns`` with what the tools need to use it."""
+
+    module: Surrogate
+    key: str
+    peaks: np.ndarray
+    genes: np.ndarray
+    rna_transform: str
+    groupby: str
+    split: dict
+    entry: dict
+
+
+def get_surrogate(
+    mdata: MuData,
+    key: str = "surrogate",
+    *,
+    rna: str | None = None,
+    atac: str | None = None,
+    check_genes: bool = True,
+) -> FittedSurrogate:
+    """Read the surrogate stored under ``key`` and check it was fit on this data's peaks/genes."""
+    store = mdata.uns.get("grids", {})
+    if key not in store or "weights" not in store[key]:
+        found = [k for k, v in store.items() if isinstance(v, dict) and "weights" in v]
+        raise KeyError(
+            f"no surrogate under mdata.uns['grids'][{key!r}]; fitted surrogates: {found}. "
+            "Run grids.tl.fit_surrogate() first"
+        )
+    entry = store[key]
+    data_cfg = entry["config"]["data"]
+    rna = rna or str(data_cfg["rna"])
+    atac = atac or str(data_cfg["atac"])
+    a_rna, a_atac = check_paired(mdata, rna, atac)
+    peaks = np.asarray(entry["peaks"]).astype(str)
+    genes = np.asarray(entry["genes"]).astype(str)
+    _check_features(peaks, a_atac.var_names.to_numpy().astype(str), "peaks", atac, key)
+    if check_genes:
+        _check_features(genes, a_rna.var_names.to_numpy().astype(str), "genes", rna, key)
+    module = surrogate_from_record(
+        {"architecture": entry["config"]["architecture"], "weights": entry["weights"]}
+    )
+    return FittedSurrogate(
+        module=module,
+        key=key,
+        peaks=peaks,
+        genes=genes,
+        rna_transform=str(data_cfg["rna_transform"]),
+        groupby=str(data_cfg["groupby"]),
+        split={k: np.asarray(v).astype(str) for k, v in entry["split"].items()},
+        entry=entry,
+    )
+
+
+def _check_features(fitted: np.ndarray, current: np.ndarray, what: str, mod: str, key: str) -> None:
+    if len(fitted) == len(current) and np.array_equal(fitted, current):
+        return
+    common = len(np.intersect1d(fitted, current))
+    hint = (
+        "they are the same names in another order"
+        if common == len(fitted) == len(current)
+        else f"{common} in common"
+    )
+    raise ValueError(
+        f"surrogate {key!r} was fit on {len(fitted)} {what} but modality {mod!r} has "
+        f"{len(current)} ({hint}); refit it on this data or subset the data to the model's {what}"
+    )
