@@ -23,6 +23,31 @@ from torch import nn
 from ._batch import AtacBatch
 
 
+class _BagSum(torch.autograd.Function):
+    """Per-(cell, chromosome) sums of ``w * delta[j]`` over open peaks, O(nnz) both ways.
+
+    Forward is :func:`torch.nn.functional.embedding_bag`; the backward for ``delta`` is one
+    sparse CSR product with the batch's transposed structure (much faster on the CPU than
+    embedding_bag's sort-based backward), and the backward for the entry weights (needed for
+    gradients w.r.t. continuous accessibility) gathers one dot product per open entry.
+    """
+
+    @staticmethod
+    def forward(ctx, delta, weights, indices, offsets, by_peak, bag_of_entry):
+        ctx.save_for_backward(delta, weights, indices, by_peak, bag_of_entry)
+        return F.embedding_bag(indices, delta, offsets, mode="sum", per_sample_weights=weights)
+
+    @staticmethod
+    def backward(ctx, grad):
+        delta, weights, indices, by_peak, bag_of_entry = ctx.saved_tensors
+        grad = grad.contiguous()
+        g_delta = by_peak @ grad if ctx.needs_input_grad[0] else None
+        g_w = None
+        if ctx.needs_input_grad[1]:
+            g_w = (delta[indices] * grad[bag_of_entry]).sum(-1)
+        return g_delta, g_w, None, None, None, None
+
+
 class SparseAtacEncoder(nn.Module):
     """Embedding-sum ATAC encoder: per-chromosome sums, then per-chromosome layers, then a latent.
 
@@ -67,12 +92,9 @@ class SparseAtacEncoder(nn.Module):
 
     def pool(self, batch: AtacBatch) -> torch.Tensor:
         """Per-chromosome embedding sums ``h`` of shape ``[n_cells, n_chrom, emb_dim]``."""
-        bags = F.embedding_bag(
-            batch.indices,
-            self.delta,
-            batch.offsets,
-            mode="sum",
-            per_sample_weights=batch.weights,
+        bag_of_entry = batch.rows * self.n_chrom + self.peak_chrom[batch.indices]
+        bags = _BagSum.apply(
+            self.delta, batch.weights, batch.indices, batch.offsets, batch.by_peak, bag_of_entry
         )
         return bags.view(batch.n_cells, self.n_chrom, self.emb_dim) + self.offset
 
@@ -102,10 +124,9 @@ class AtacDecoder(nn.Module):
         """Dense logits ``[n_cells, n_peaks]``."""
         return F.linear(self.hidden(z), self.weight, self.bias)
 
-    def entry_logits(self, z: torch.Tensor, rows: torch.Tensor, peaks: torch.Tensor) -> torch.Tensor:
-        """Logits of the entries ``(rows[i], peaks[i])`` only."""
-        hid = self.hidden(z)
-        return (hid[rows] * self.weight[peaks]).sum(-1) + self.bias[peaks]
+    def column_logits(self, z: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Logits ``[n_cells, len(columns)]`` of the given peaks only."""
+        return F.linear(self.hidden(z), self.weight[columns], self.bias[columns])
 
 
 def focal_bce(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -119,34 +140,23 @@ def atac_reconstruction_loss(
     z: torch.Tensor,
     batch: AtacBatch,
     gamma: float = 2.0,
-    neg_ratio: int = 4,
+    max_columns: int = 8192,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Mean focal BCE over all ``[cells, peaks]`` entries of a batch, estimated sparsely.
+    """Mean focal BCE over all ``[cells, peaks]`` entries of a batch.
 
-    All open entries are scored; closed entries are estimated from a uniform sample of
-    ``neg_ratio`` entries per open one, re-weighted to stay unbiased. Small batches are scored
-    densely.
+    With more than ``max_columns`` peaks, the mean is estimated without bias on a uniform random
+    subset of ``max_columns`` peaks (all cells), drawn anew each call, so the cost per step
+    stays bounded at genome scale.
     """
-    n_cells, n_peaks = z.shape[0], decoder.bias.numel()
-    total = n_cells * n_peaks
-    nnz = batch.indices.numel()
-    n_sample = neg_ratio * max(nnz, n_cells)
-    if total <= 2 * (nnz + n_sample):
-        logits = decoder(z)
-        return focal_bce(logits, batch.dense(n_peaks).clamp(0, 1), gamma).mean()
-    pos = focal_bce(decoder.entry_logits(z, batch.rows, batch.indices), batch.weights.clamp(0, 1), gamma)
-    dev = z.device
-    flat = torch.randint(0, total, (n_sample,), generator=generator).to(dev)
-    rows, peaks = flat // n_peaks, flat % n_peaks
-    pos_keys = torch.sort(batch.rows * n_peaks + batch.indices).values
-    where = torch.searchsorted(pos_keys, flat).clamp(max=max(nnz - 1, 0))
-    is_pos = pos_keys[where] == flat if nnz else torch.zeros_like(flat, dtype=torch.bool)
-    keep = ~is_pos
-    n_zero_sampled = int(keep.sum())
-    neg_sum = z.new_zeros(())
-    if n_zero_sampled:
-        zeros = torch.zeros(n_zero_sampled, device=dev)
-        neg = focal_bce(decoder.entry_logits(z, rows[keep], peaks[keep]), zeros, gamma)
-        neg_sum = neg.sum() * ((total - nnz) / n_zero_sampled)
-    return (pos.sum() + neg_sum) / total
+    n_peaks = decoder.bias.numel()
+    if n_peaks <= max_columns:
+        return focal_bce(decoder(z), batch.dense(n_peaks).clamp(0, 1), gamma).mean()
+    columns = torch.randperm(n_peaks, generator=generator)[:max_columns].to(z.device)
+    slot = torch.full((n_peaks,), -1, dtype=torch.long, device=z.device)
+    slot[columns] = torch.arange(max_columns, device=z.device)
+    where = slot[batch.indices]
+    keep = where >= 0
+    target = torch.zeros(z.shape[0], max_columns, device=z.device)
+    target[batch.rows[keep], where[keep]] = batch.weights[keep].clamp(0, 1)
+    return focal_bce(decoder.column_logits(z, columns), target, gamma).mean()

@@ -29,6 +29,9 @@ class AtacBatch:
         Value of each entry (1.0 for binary data), ``float32`` of shape ``(nnz,)``.
     rows
         The cell (row within the batch) of each entry, ``int64`` of shape ``(nnz,)``.
+    by_peak
+        The transposed structure as a sparse CSR tensor ``[n_peaks, n_cells * n_chrom]``
+        (peak -> bag), used for the backward pass of the per-chromosome sum.
     n_cells, n_chrom
         Batch size and number of chromosomes.
     """
@@ -37,6 +40,7 @@ class AtacBatch:
     offsets: torch.Tensor
     weights: torch.Tensor
     rows: torch.Tensor
+    by_peak: torch.Tensor
     n_cells: int
     n_chrom: int
 
@@ -47,6 +51,7 @@ class AtacBatch:
             self.offsets.to(device),
             self.weights.to(device),
             self.rows.to(device),
+            self.by_peak.to(device),
             self.n_cells,
             self.n_chrom,
         )
@@ -71,7 +76,7 @@ def make_batch(x: sp.csr_matrix, peak_chrom: np.ndarray, n_chrom: int) -> AtacBa
         Number of chromosomes.
     """
     x = sp.csr_matrix(x)
-    n_cells = x.shape[0]
+    n_cells, n_peaks = x.shape
     counts = np.diff(x.indptr)
     rows = np.repeat(np.arange(n_cells, dtype=np.int64), counts)
     indices = x.indices.astype(np.int64, copy=False)
@@ -81,11 +86,20 @@ def make_batch(x: sp.csr_matrix, peak_chrom: np.ndarray, n_chrom: int) -> AtacBa
         order = np.argsort(key, kind="stable")
         key, rows, indices, weights = key[order], rows[order], indices[order], weights[order]
     offsets = np.searchsorted(key, np.arange(n_cells * n_chrom, dtype=np.int64), side="left")
+    xc = x.tocsc()
+    col = np.repeat(np.arange(n_peaks, dtype=np.int64), np.diff(xc.indptr))
+    by_peak = torch.sparse_csr_tensor(
+        torch.from_numpy(xc.indptr.astype(np.int64)),
+        torch.from_numpy(xc.indices.astype(np.int64) * n_chrom + peak_chrom[col]),
+        torch.from_numpy(np.asarray(xc.data, dtype=np.float32)),
+        size=(n_peaks, n_cells * n_chrom),
+    )
     return AtacBatch(
         torch.from_numpy(np.ascontiguousarray(indices)),
         torch.from_numpy(offsets.astype(np.int64)),
         torch.from_numpy(np.ascontiguousarray(weights)),
         torch.from_numpy(np.ascontiguousarray(rows)),
+        by_peak,
         n_cells,
         n_chrom,
     )
