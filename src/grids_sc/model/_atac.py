@@ -98,13 +98,27 @@ class SparseAtacEncoder(nn.Module):
         )
         return bags.view(batch.n_cells, self.n_chrom, self.emb_dim) + self.offset
 
+    def chrom_layer(self, h: torch.Tensor, chroms: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-chromosome layer: ``[..., k, emb_dim] -> [..., k, chrom_hidden]``.
+
+        ``chroms`` names the chromosomes of the ``k`` slices of ``h`` (default: all, in order),
+        so a search can recompute only the chromosomes a swap touches.
+        """
+        if chroms is None:
+            w, b, nw, nb = self.chrom_weight, self.chrom_bias, self.norm_weight, self.norm_bias
+        else:
+            w, b = self.chrom_weight[chroms], self.chrom_bias[chroms]
+            nw, nb = self.norm_weight[chroms], self.norm_bias[chroms]
+        h = F.gelu(F.layer_norm(h, (self.emb_dim,)) * nw + nb)
+        return self.dropout(F.gelu(torch.einsum("...ke,keh->...kh", h, w) + b))
+
+    def latent(self, hidden: torch.Tensor) -> torch.Tensor:
+        """ATAC latent from all chromosomes' hidden units ``[..., n_chrom, chrom_hidden]``."""
+        return self.out(hidden.flatten(-2))
+
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Map pooled sums ``[..., n_chrom, emb_dim]`` to the ATAC latent ``[..., n_latent]``."""
-        h = F.layer_norm(h, (self.emb_dim,)) * self.norm_weight + self.norm_bias
-        h = F.gelu(h)
-        h = torch.einsum("...ke,keh->...kh", h, self.chrom_weight) + self.chrom_bias
-        h = self.dropout(F.gelu(h))
-        return self.out(h.flatten(-2))
+        return self.latent(self.chrom_layer(h))
 
     def forward(self, batch: AtacBatch) -> torch.Tensor:
         """ATAC latent of a batch."""

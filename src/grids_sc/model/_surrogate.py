@@ -116,7 +116,13 @@ class Surrogate(nn.Module):
         self, h: torch.Tensor, genes: torch.Tensor | None = None, clamp: bool = True
     ) -> torch.Tensor:
         """Predicted expression from pooled sums ``h`` (any leading batch dimensions)."""
-        y = self.rna_decoder(self.atac_to_rna(self.atac_encoder.head(h)), genes)
+        return self.expression_from_latent(self.atac_encoder.head(h), genes, clamp)
+
+    def expression_from_latent(
+        self, z: torch.Tensor, genes: torch.Tensor | None = None, clamp: bool = True
+    ) -> torch.Tensor:
+        """Predicted expression from the ATAC latent."""
+        y = self.rna_decoder(self.atac_to_rna(z), genes)
         return y.clamp(min=0) if clamp else y
 
     def forward(

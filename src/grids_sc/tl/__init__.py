@@ -1,7 +1,8 @@
 """Tools: fit the surrogate, predict expression, measure fidelity, explain genes by CRE subsets."""
 
+from ._explain import explain
 from ._fidelity import surrogate_fidelity
 from ._predict import predict_expression
 from ._surrogate import fit_surrogate, get_surrogate
 
-__all__ = ["fit_surrogate", "get_surrogate", "predict_expression", "surrogate_fidelity"]
+__all__ = ["explain", "fit_surrogate", "get_surrogate", "predict_expression", "surrogate_fidelity"]

@@ -1,0 +1,14 @@
+"""The GRIDS subset search: a torch optimizer over an index set and the problems it solves."""
+
+from ._optimizer import GridsOptimizer, initial_selection
+from ._problem import EmbeddingSumProblem, SubsetProblem
+from ._run import SearchResult, run_search
+
+__all__ = [
+    "EmbeddingSumProblem",
+    "GridsOptimizer",
+    "SearchResult",
+    "SubsetProblem",
+    "initial_selection",
+    "run_search",
+]
