@@ -229,9 +229,11 @@ def synthetic_multiome(
     total transcript count, of which the simulated genes are a part: the rate of a gene is
     its share per 10k transcripts, so ``rna.X`` is a noisy estimate of
     ``log1p(exp(eta))``, the value :func:`true_expression` returns. Intercepts are set so
-    each gene's mean log rate over the simulated cells is uniform on
-    ``log(0.5)``-``log(50)``. The redundant regime (OR pairs open in about 70% of cells
-    next to decoys open in about 90%) is e.g. ``n_single=0, n_or=3, n_and=0, n_decoys=3,
+    that each gene's ``intercept + cis`` log rate, averaged over the simulated cells, is
+    uniform on ``[log 0.5, log 50]`` (cell-type effects then spread it further).
+
+    The redundant regime (OR pairs open in about 70% of cells next to decoys open in about
+    90%) is e.g. ``n_single=0, n_or=3, n_and=0, n_decoys=3,
     cre_open=(0.65, 0.75), cre_off=0``.
     """
     n_cells = _check_int("n_cells", n_cells, 1)
@@ -476,7 +478,7 @@ def synthetic_multiome(
     intercept = target - cis.mean(axis=0)
     c_data, x_data, c_ind = [], [], []
     c_ptr = np.zeros(n_cells + 1, dtype=np.int64)
-    rows = _rows_per_block(n_genes)
+    rows = max(1, (_BLOCK // 4) // n_genes)  # float64 work arrays: keep blocks small
     for r0 in range(0, n_cells, rows):
         r1 = min(n_cells, r0 + rows)
         eta = intercept + ct_effect[ctype[r0:r1]] + cis[r0:r1]

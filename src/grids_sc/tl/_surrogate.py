@@ -46,6 +46,7 @@ def fit_surrogate(
     max_epochs: int = 60,
     batch_size: int = 256,
     lr: float = 2e-3,
+    weight_decay: float = 1e-4,
     patience: int = 6,
     train_size: float = 0.7,
     validation_size: float = 0.1,
@@ -82,8 +83,9 @@ def fit_surrogate(
         Surrogate architecture: ``"grids"`` (the paper's).
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
-    max_epochs, batch_size, lr, patience
-        Training: most epochs per phase, cells per step, learning rate, early-stopping patience.
+    max_epochs, batch_size, lr, weight_decay, patience
+        Training: most epochs per phase, cells per step, learning rate, AdamW weight decay,
+        early-stopping patience.
     train_size, validation_size
         Fractions of cells for training and early stopping; the rest are held out.
     device
@@ -134,7 +136,9 @@ def fit_surrogate(
         hidden=hidden,
         dropout=dropout,
     )
-    train = TrainConfig(max_epochs=max_epochs, batch_size=batch_size, lr=lr, patience=patience)
+    train = TrainConfig(
+        max_epochs=max_epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = Surrogate(arch, torch.from_numpy(peak_chrom))
