@@ -13,7 +13,9 @@ import scipy.sparse as sp
 def random_atac(n_cells: int, n_peaks: int, density: float, seed: int = 0) -> sp.csr_matrix:
     """A random binary CSR matrix with about ``density`` open entries."""
     rng = np.random.default_rng(seed)
-    return sp.random(n_cells, n_peaks, density=density, format="csr", random_state=rng, dtype=np.float32).ceil()
+    return sp.random(
+        n_cells, n_peaks, density=density, format="csr", random_state=rng, dtype=np.float32
+    ).ceil()
 
 
 def chromosomes(n_peaks: int, n_chrom: int) -> np.ndarray:

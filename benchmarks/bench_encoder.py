@@ -1,4 +1,4 @@
-"""Training steps per second: sparse embedding-sum ATAC encoder vs the dense [cells, peaks, emb] form.
+"""Training steps per second: sparse embedding-sum ATAC encoder vs the dense form.
 
 Both encoders compute the same function (two embeddings per peak, summed per chromosome, then
 the same per-chromosome layers and latent); the dense one materialises every cell's embedding
@@ -41,8 +41,10 @@ def main() -> None:
     ap.add_argument("--chrom", type=int, default=23)
     args = ap.parse_args()
     torch.manual_seed(0)
-    print(f"cells per step {args.cells}, density {args.density}, {args.chrom} chromosomes, "
-          f"emb 32, threads {torch.get_num_threads()}")
+    print(
+        f"cells per step {args.cells}, density {args.density}, {args.chrom} chromosomes, "
+        f"emb 32, threads {torch.get_num_threads()}"
+    )
     print(f"{'peaks':>8} {'sparse steps/s':>15} {'dense steps/s':>14} {'ratio':>8}")
     for n_peaks in args.peaks:
         x = random_atac(args.cells, n_peaks, args.density)

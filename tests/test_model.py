@@ -47,7 +47,9 @@ def test_sparse_pool_matches_dense_definition():
 
 def test_sparse_backward_matches_dense_for_embeddings_and_values():
     x, chrom = _random(values=True)
-    enc = SparseAtacEncoder(torch.from_numpy(chrom), 3, emb_dim=8, chrom_hidden=4, n_latent=5).eval()
+    enc = SparseAtacEncoder(
+        torch.from_numpy(chrom), 3, emb_dim=8, chrom_hidden=4, n_latent=5
+    ).eval()
     batch = make_batch(x, chrom, 3)
     batch.weights.requires_grad_(True)
     target = torch.randn(20, 5)
@@ -81,7 +83,10 @@ def test_reconstruction_loss_estimate_is_unbiased():
     z = mod.atac_encoder(batch).detach()
     full = float(atac_reconstruction_loss(mod.atac_decoder, z, batch, max_columns=400))
     gen = torch.Generator().manual_seed(0)
-    est = [float(atac_reconstruction_loss(mod.atac_decoder, z, batch, 2.0, 50, gen)) for _ in range(300)]
+    est = [
+        float(atac_reconstruction_loss(mod.atac_decoder, z, batch, 2.0, 50, gen))
+        for _ in range(300)
+    ]
     assert abs(np.mean(est) - full) < 0.03 * full
 
 
@@ -98,7 +103,15 @@ def test_training_reduces_losses_deterministic_and_roundtrip():
         torch.manual_seed(0)
         mod = Surrogate(cfg, torch.from_numpy(chrom))
         hist = fit_surrogate_module(
-            mod, x, y, groups, tr, va, TrainConfig(max_epochs=8, batch_size=64), seed=5, progress=False
+            mod,
+            x,
+            y,
+            groups,
+            tr,
+            va,
+            TrainConfig(max_epochs=8, batch_size=64),
+            seed=5,
+            progress=False,
         )
         weights.append(surrogate_to_record(mod)["weights"])
     for phase in ("atac", "rna", "translate"):

@@ -80,7 +80,10 @@ def pchic_support() -> pd.DataFrame:
             "spearman": raw["Spearman correlation"].astype(float),
             "overlaps_pchic": raw["overlaps_pchic"].eq("yes"),
             "pchic_coordinate": raw["pchic_coordinate"],
-            "pchic_significant": raw["pchic_significant"].astype("boolean").fillna(False).astype(bool),
+            "pchic_significant": raw["pchic_significant"]
+            .astype("boolean")
+            .fillna(False)
+            .astype(bool),
         }
     )
     df.insert(0, "tile", df["chrom"] + ":" + df["start"].astype(str) + "-" + df["end"].astype(str))

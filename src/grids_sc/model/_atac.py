@@ -85,7 +85,9 @@ class SparseAtacEncoder(nn.Module):
         self.norm_weight = nn.Parameter(torch.ones(n_chrom, emb_dim))
         self.norm_bias = nn.Parameter(torch.zeros(n_chrom, emb_dim))
         bound = 1.0 / math.sqrt(emb_dim)
-        self.chrom_weight = nn.Parameter(torch.empty(n_chrom, emb_dim, chrom_hidden).uniform_(-bound, bound))
+        self.chrom_weight = nn.Parameter(
+            torch.empty(n_chrom, emb_dim, chrom_hidden).uniform_(-bound, bound)
+        )
         self.chrom_bias = nn.Parameter(torch.zeros(n_chrom, chrom_hidden))
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(n_chrom * chrom_hidden, n_latent)

@@ -8,6 +8,7 @@ peak embeddings per chromosome in O(nnz) without ever forming a dense
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,7 +59,9 @@ class AtacBatch:
 
     def dense(self, n_peaks: int) -> torch.Tensor:
         """The batch as a dense ``[n_cells, n_peaks]`` matrix (for small data and tests only)."""
-        out = torch.zeros(self.n_cells, n_peaks, dtype=self.weights.dtype, device=self.weights.device)
+        out = torch.zeros(
+            self.n_cells, n_peaks, dtype=self.weights.dtype, device=self.weights.device
+        )
         out[self.rows, self.indices] = self.weights
         return out
 
@@ -88,12 +91,14 @@ def make_batch(x: sp.csr_matrix, peak_chrom: np.ndarray, n_chrom: int) -> AtacBa
     offsets = np.searchsorted(key, np.arange(n_cells * n_chrom, dtype=np.int64), side="left")
     xc = x.tocsc()
     col = np.repeat(np.arange(n_peaks, dtype=np.int64), np.diff(xc.indptr))
-    by_peak = torch.sparse_csr_tensor(
-        torch.from_numpy(xc.indptr.astype(np.int64)),
-        torch.from_numpy(xc.indices.astype(np.int64) * n_chrom + peak_chrom[col]),
-        torch.from_numpy(np.asarray(xc.data, dtype=np.float32)),
-        size=(n_peaks, n_cells * n_chrom),
-    )
+    with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product is tested
+        warnings.simplefilter("ignore", UserWarning)
+        by_peak = torch.sparse_csr_tensor(
+            torch.from_numpy(xc.indptr.astype(np.int64)),
+            torch.from_numpy(xc.indices.astype(np.int64) * n_chrom + peak_chrom[col]),
+            torch.from_numpy(np.asarray(xc.data, dtype=np.float32)),
+            size=(n_peaks, n_cells * n_chrom),
+        )
     return AtacBatch(
         torch.from_numpy(np.ascontiguousarray(indices)),
         torch.from_numpy(offsets.astype(np.int64)),

@@ -22,10 +22,16 @@ def predict_expression(
     """``F(x)`` for every row of ``x`` (``[n_cells, n_genes]`` or the given gene columns)."""
     module.eval().to(device)
     peak_chrom = module.atac_encoder.peak_chrom.cpu().numpy()
-    gidx = None if genes is None else torch.as_tensor(np.asarray(genes), dtype=torch.long, device=device)
+    gidx = (
+        None
+        if genes is None
+        else torch.as_tensor(np.asarray(genes), dtype=torch.long, device=device)
+    )
     out = []
     for start in range(0, x.shape[0], batch_size):
-        batch = make_batch(x[start : start + batch_size], peak_chrom, module.config.n_chrom).to(device)
+        batch = make_batch(x[start : start + batch_size], peak_chrom, module.config.n_chrom).to(
+            device
+        )
         out.append(module(batch, gidx).cpu().numpy())
     n_out = module.config.n_genes if genes is None else len(genes)
     return np.concatenate(out) if out else np.zeros((0, n_out), dtype=np.float32)

@@ -57,12 +57,18 @@ class SurrogateConfig:
     def from_dict(cls, d: dict) -> SurrogateConfig:
         """Rebuild from :meth:`to_dict` output (extra keys are ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: int(v) if k != "dropout" else float(v) for k, v in d.items() if k in names})
+        return cls(
+            **{k: int(v) if k != "dropout" else float(v) for k, v in d.items() if k in names}
+        )
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
     return nn.Sequential(
-        nn.Linear(n_in, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_out)
+        nn.Linear(n_in, hidden),
+        nn.LayerNorm(hidden),
+        nn.GELU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, n_out),
     )
 
 

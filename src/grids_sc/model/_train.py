@@ -70,7 +70,9 @@ class TrainConfig:
 class _Data:
     """Training data held as CSR rows and dense expression, batched by cell index."""
 
-    def __init__(self, x: sp.csr_matrix, y: np.ndarray, groups: np.ndarray | None, peak_chrom, n_chrom):
+    def __init__(
+        self, x: sp.csr_matrix, y: np.ndarray, groups: np.ndarray | None, peak_chrom, n_chrom
+    ):
         self.x, self.y, self.groups = x, y, groups
         self.peak_chrom, self.n_chrom = peak_chrom, n_chrom
 
@@ -83,7 +85,8 @@ class _Data:
 
 def make_adamw(params, lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
     """AdamW, fused when this torch build supports it (about 20x faster on the CPU for
-    million-row peak embeddings)."""
+    million-row peak embeddings).
+    """
     params = list(params)
     try:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
@@ -105,10 +108,14 @@ def _phase_params(module: Surrogate, phase: str):
     ]
 
 
-def _losses(module: Surrogate, phase: str, atac, y, g, cfg: TrainConfig, gen) -> dict[str, torch.Tensor]:
+def _losses(
+    module: Surrogate, phase: str, atac, y, g, cfg: TrainConfig, gen
+) -> dict[str, torch.Tensor]:
     if phase == "atac":
         z = module.atac_encoder(atac)
-        rec = atac_reconstruction_loss(module.atac_decoder, z, atac, cfg.focal_gamma, cfg.recon_columns, gen)
+        rec = atac_reconstruction_loss(
+            module.atac_decoder, z, atac, cfg.focal_gamma, cfg.recon_columns, gen
+        )
         return {"loss": rec}
     if phase == "rna":
         return {"loss": F.mse_loss(module.rna_decoder(module.rna_encoder(y)), y)}
@@ -123,7 +130,9 @@ def _losses(module: Surrogate, phase: str, atac, y, g, cfg: TrainConfig, gen) ->
     cycle = cycle + F.mse_loss(module.rna_decoder(module.atac_to_rna(z_ra)), y)
     logit = module.discriminate(z_ar, g)
     adv = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
-    rec = atac_reconstruction_loss(module.atac_decoder, z_a, atac, cfg.focal_gamma, cfg.recon_columns, gen)
+    rec = atac_reconstruction_loss(
+        module.atac_decoder, z_a, atac, cfg.focal_gamma, cfg.recon_columns, gen
+    )
     loss = (
         expr
         + cfg.lambda_latent * latent
@@ -188,14 +197,22 @@ def fit_surrogate_module(
     device = torch.device(device)
     module.to(device)
     peak_chrom = module.atac_encoder.peak_chrom.cpu().numpy()
-    data = _Data(sp.csr_matrix(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32), groups, peak_chrom, module.config.n_chrom)
+    data = _Data(
+        sp.csr_matrix(x, dtype=np.float32),
+        np.ascontiguousarray(y, dtype=np.float32),
+        groups,
+        peak_chrom,
+        module.config.n_chrom,
+    )
     rng = np.random.default_rng(seed)
     history: dict[str, dict[str, np.ndarray]] = {}
     with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         for phase in phases:
-            history[phase] = _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, progress)
+            history[phase] = _run_phase(
+                module, data, phase, train_idx, val_idx, cfg, device, rng, gen, progress
+            )
     module.eval()
     return history
 
@@ -207,7 +224,9 @@ def _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, p
     metric = "expression" if phase == "translate" else "loss"
     best, best_state, wait = np.inf, None, 0
     train_hist, val_hist = [], []
-    bar = tqdm(range(cfg.max_epochs), desc=f"surrogate [{phase}]", disable=not progress, leave=False)
+    bar = tqdm(
+        range(cfg.max_epochs), desc=f"surrogate [{phase}]", disable=not progress, leave=False
+    )
     for _epoch in bar:
         module.train()
         order = rng.permutation(train_idx)

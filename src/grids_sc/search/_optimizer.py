@@ -100,7 +100,8 @@ def initial_selection(
     d: torch.Tensor, candidates: torch.Tensor, size: int, rng: np.random.Generator | None = None
 ) -> torch.Tensor:
     """Top-``size`` candidates by first-order score (lowest ``d``); with ``rng``, a random
-    ``size`` of the top ``4 * size`` (for restarts)."""
+    ``size`` of the top ``4 * size`` (for restarts).
+    """
     d = torch.where(candidates.cpu(), d.cpu(), torch.full_like(d.cpu(), float("inf")))
     n_cand = int(candidates.sum())
     if rng is None:

@@ -39,7 +39,8 @@ class SubsetProblem:
 
     def first_order(self, selection: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """``d_j`` for every feature: first-order objective change of perturbing ``j`` alone
-        from its original state, at the current selection."""
+        from its original state, at the current selection.
+        """
         raise NotImplementedError
 
     def swap_values(
@@ -102,7 +103,9 @@ class EmbeddingSumProblem(SubsetProblem):
         self.x = sp.csc_matrix(x, dtype=np.float32)
         self.n_cells = x.shape[0]
         peak_chrom = enc.peak_chrom.cpu().numpy()
-        batch = make_batch(sp.csr_matrix(x, dtype=np.float32), peak_chrom, enc.n_chrom).to(self.device)
+        batch = make_batch(sp.csr_matrix(x, dtype=np.float32), peak_chrom, enc.n_chrom).to(
+            self.device
+        )
         self.by_peak = batch.by_peak
         self.peak_chrom = enc.peak_chrom.to(self.device)
         with torch.no_grad():

@@ -242,7 +242,9 @@ def explain(
     for task in bar:
         bar.set_postfix(gene=task.name, group=task.group)
         results.append(
-            _run_task(task, fitted.module, x_all, masks[task.name], gene_pos, peak_names, settings, dev)
+            _run_task(
+                task, fitted.module, x_all, masks[task.name], gene_pos, peak_names, settings, dev
+            )
         )
 
     # ---- write -------------------------------------------------------------------------------
@@ -258,14 +260,17 @@ def explain(
 
 def _delta_stats(before: np.ndarray, after: np.ndarray) -> dict:
     """Avg Δ = mean(after - before); Rel Δ = mean((after - before) / before) over cells with
-    ``before > 0`` (averaged over genes); and the relative change of the mean."""
+    ``before > 0`` (averaged over genes); and the relative change of the mean.
+    """
     diff = after - before
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(before > 1e-8, diff / before, np.nan)
         rel_means = (after.mean(0) - before.mean(0)) / before.mean(0)
     return {
         "avg": float(diff.mean()),
-        "rel": float(np.nanmean(np.nanmean(rel, axis=0))) if np.isfinite(rel).any() else float("nan"),
+        "rel": float(np.nanmean(np.nanmean(rel, axis=0)))
+        if np.isfinite(rel).any()
+        else float("nan"),
         "rel_of_means": float(np.nanmean(rel_means)),
         "n_cells": int(before.shape[0]),
     }
@@ -277,7 +282,9 @@ def _run_task(task: _Task, module, x_all, mask, gene_pos, peak_names, settings, 
     genes = np.asarray([gene_pos[g] for g in task.genes])
     p, sign = PERTURB[settings["perturb"]], DIRECTION[settings["direction"]]
     probs = {
-        s: EmbeddingSumProblem(module, x_all[c], genes, p, sign, dev) for s, c in cells.items() if len(c)
+        s: EmbeddingSumProblem(module, x_all[c], genes, p, sign, dev)
+        for s, c in cells.items()
+        if len(c)
     }
     cand = torch.from_numpy(mask)
     res = run_search(

@@ -27,7 +27,9 @@ def group_codes(labels: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes and category names of a cell annotation (missing labels are refused)."""
     cat = labels.astype("category")
     if cat.isna().any():
-        raise ValueError(f"cell annotation {labels.name!r} has {int(cat.isna().sum())} missing values")
+        raise ValueError(
+            f"cell annotation {labels.name!r} has {int(cat.isna().sum())} missing values"
+        )
     return cat.cat.codes.to_numpy().astype(np.int64), [str(c) for c in cat.cat.categories]
 
 
@@ -62,7 +64,9 @@ def peak_chromosomes(adata: AnnData, name: str) -> tuple[np.ndarray, list[str]]:
     return cat.cat.codes.to_numpy().astype(np.int64), [str(c) for c in cat.cat.categories]
 
 
-def rna_values(adata: AnnData, layer: str | None, transform: str, name: str) -> tuple[np.ndarray, str]:
+def rna_values(
+    adata: AnnData, layer: str | None, transform: str, name: str
+) -> tuple[np.ndarray, str]:
     """Dense float32 expression after the RNA transform; returns the transform actually used.
 
     ``"auto"`` applies ``log1p`` unless the data look log-scaled already (scanpy recorded
@@ -90,7 +94,10 @@ def apply_rna_transform(y: np.ndarray, transform: str, what: str = "RNA") -> np.
 
 
 def split_cells(
-    n: int, groups: np.ndarray | None, seed: int, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    n: int,
+    groups: np.ndarray | None,
+    seed: int,
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
 ) -> np.ndarray:
     """Assign cells to train (0), validation (1) and test (2), stratified by group, seeded."""
     rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 
 def pearson_per_column(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each column of ``a`` with the same column of ``b`` (NaN if constant)."""
+    """Pearson r of each column of ``a`` with the same column of ``b`` (NaN if constant)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     a = a - a.mean(0)
@@ -67,7 +67,7 @@ class RidgeFit:
 def ridge_predict(
     x_train, y_train, x_val, y_val, x_test, alphas: Sequence[float] = (1, 10, 100, 1000, 1e4)
 ) -> tuple[np.ndarray, float]:
-    """Fit ridge on train cells, pick the penalty by median validation Pearson, predict test cells."""
+    """Fit ridge on train cells, pick the penalty by validation Pearson, predict test cells."""
     fit = RidgeFit(x_train, y_train)
     scores = []
     for a in alphas:

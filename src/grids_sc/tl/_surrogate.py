@@ -111,7 +111,9 @@ def fit_surrogate(
         raise ValueError("train_size and validation_size must be in (0, 1) and sum to less than 1")
     a_rna, a_atac = check_paired(mdata, rna, atac)
     if a_rna.n_obs < MIN_CELLS:
-        raise ValueError(f"too few cells to fit a surrogate: {a_rna.n_obs} (need at least {MIN_CELLS})")
+        raise ValueError(
+            f"too few cells to fit a surrogate: {a_rna.n_obs} (need at least {MIN_CELLS})"
+        )
     if a_rna.n_vars == 0 or a_atac.n_vars == 0:
         raise ValueError("the RNA and ATAC modalities must each have at least one feature")
     x = atac_binary(a_atac, layer, atac)
@@ -137,7 +139,11 @@ def fit_surrogate(
         dropout=dropout,
     )
     train = TrainConfig(
-        max_epochs=max_epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        patience=patience,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -32,7 +32,9 @@ def gene_coordinates(rna: AnnData, genes: list[str], name: str) -> pd.DataFrame:
     coords = rna.var.loc[genes, ["chrom", "start", "end"]]
     missing = coords.index[coords.isna().any(axis=1)].tolist()
     if missing:
-        raise ValueError(f"window= needs coordinates, but genes {missing[:5]} have none in {name!r}")
+        raise ValueError(
+            f"window= needs coordinates, but genes {missing[:5]} have none in {name!r}"
+        )
     return coords
 
 
@@ -49,7 +51,7 @@ def window_mask(peaks: pd.DataFrame, genes: pd.DataFrame, window: int) -> np.nda
 
 
 def distance_to_gene(peaks: pd.DataFrame, gene: pd.Series) -> np.ndarray:
-    """Distance in bp from each peak to a gene body (0 when overlapping, inf on other chromosomes)."""
+    """Distance in bp from each peak to a gene body (0 if overlapping, inf off its chromosome)."""
     start = peaks["start"].to_numpy(dtype=np.float64)
     end = peaks["end"].to_numpy(dtype=np.float64)
     d = np.maximum(0.0, np.maximum(float(gene["start"]) - end, start - float(gene["end"])))

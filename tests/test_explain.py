@@ -1,0 +1,144 @@
+"""The GRIDS search engine and grids.tl.explain, judged against the simulator's truth."""
+
+import mudata
+import numpy as np
+import pytest
+import torch
+
+import grids_sc as grids
+from grids_sc.search import EmbeddingSumProblem, GridsOptimizer, run_search
+from grids_sc.tl._inputs import atac_binary
+
+
+@pytest.fixture
+def problem(fitted):
+    f = grids.tl.get_surrogate(fitted)
+    x = atac_binary(fitted["atac"], None, "atac")[:300]
+    return EmbeddingSumProblem(f.module, x, np.array([0]))
+
+
+def test_swap_values_are_exact(problem):
+    sel = torch.tensor([3, 50, 400, 700])
+    outs, ins = torch.tensor([0, 1, 2, 3, 0]), torch.tensor([4, 51, 401, 10, 799])
+    vals = problem.swap_values(sel, outs, ins)
+    for o, i, v in zip(outs, ins, vals):
+        s2 = sel.clone()
+        s2[o] = i
+        assert float(v) == pytest.approx(problem.value(s2), abs=1e-5)
+
+
+def test_first_order_tracks_exact_single_effects(problem):
+    empty = torch.empty(0, dtype=torch.long)
+    d = problem.first_order(empty).numpy()
+    base = problem.value(empty)
+    peaks = np.argsort(d)[:40]
+    exact = np.array([problem.value(torch.tensor([int(j)])) - base for j in peaks])
+    assert np.corrcoef(d[peaks], exact)[0, 1] > 0.8
+
+
+def test_optimizer_is_monotone_and_validates(problem):
+    sel = torch.arange(5)
+    opt = GridsOptimizer([sel], problem, n_candidates=8)
+    for _ in range(20):
+        opt.step()
+    assert all(b <= a + 1e-9 for a, b in zip(opt.trace, opt.trace[1:]))
+    assert len(set(opt.selection.tolist())) == 5
+    with pytest.raises(ValueError, match="duplicate"):
+        GridsOptimizer([torch.tensor([1, 1])], problem)
+    with pytest.raises(ValueError, match="L must be"):
+        run_search(problem, 0)
+
+
+def _true_effect(sim, gene, peaks, cells):
+    g = list(sim["rna"].var_names).index(gene)
+    before = grids.datasets.true_expression(sim, cells=cells)[:, g]
+    after = grids.datasets.true_expression(sim, cells=cells, close=list(peaks))[:, g]
+    return float((after - before).mean())
+
+
+def test_explain_finds_true_cres(fitted, sim_small):
+    var = sim_small["atac"].var
+    gene = "gene1"
+    L = int((var["cre_gene"] == gene).sum())
+    grids.tl.explain(fitted, gene, L=L, window=250_000, restarts=2, progress=False)
+    rec = fitted.uns["grids"]["explain"][f"grids_{gene}_all"]
+    assert len(rec["selected"]) == L and rec["delta"]["avg_test"] < 0
+    # the true knock-out effect of the selection is far larger than that of random window peaks
+    cells = np.arange(sim_small.n_obs)
+    effect = _true_effect(sim_small, gene, rec["selected"], cells)
+    window = np.flatnonzero(fitted["atac"].var[f"grids_{gene}_all_score"].notna())
+    rng = np.random.default_rng(0)
+    rand = [
+        _true_effect(sim_small, gene, var.index[rng.choice(window, L, False)], cells)
+        for _ in range(5)
+    ]
+    assert effect < 3 * np.mean(rand) and effect < 0
+    per_peak = rec["per_peak"]
+    assert len(per_peak["alone"]) == L and np.all(per_peak["frequency"] > 0)
+    cols = [c for c in fitted["atac"].var.columns if c.startswith(f"grids_{gene}_all_")]
+    assert sorted(cols) == sorted(
+        f"grids_{gene}_all_{c}" for c in ("selected", "rank", "score", "frequency")
+    )
+    assert fitted["atac"].var[f"grids_{gene}_all_selected"].sum() == L
+
+
+def test_explain_groups_sets_and_roundtrip(fitted, tmp_path):
+    grids.tl.explain(
+        fitted, {"pair": ["gene0", "gene2"]}, L=3, groupby="celltype", n_steps=5, progress=False
+    )
+    keys = sorted(fitted.uns["grids"]["explain"])
+    groups = sorted(fitted.obs["celltype"].astype(str).unique())
+    assert keys == [f"grids_pair_{g}" for g in groups]
+    rec = fitted.uns["grids"]["explain"][keys[0]]
+    assert list(rec["gene"]) == ["gene0", "gene2"]
+    assert rec["per_cell"]["before"].shape[1] == 2
+    fitted.write(tmp_path / "e.h5mu")
+    back = mudata.read_h5mu(tmp_path / "e.h5mu")
+    np.testing.assert_array_equal(
+        back.uns["grids"]["explain"][keys[0]]["selected"], rec["selected"]
+    )
+
+
+def test_explain_open_up_moves_expression_up(fitted):
+    grids.tl.explain(
+        fitted,
+        "gene3",
+        L=4,
+        perturb="open",
+        direction="up",
+        n_steps=20,
+        progress=False,
+        key_added="up",
+    )
+    assert fitted.uns["grids"]["explain"]["up"]["delta"]["avg_train"] > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "err", "match"),
+    [
+        ({"gene": "nope"}, KeyError, "not among"),
+        ({"gene": "gene0", "L": 0}, ValueError, "positive integer"),
+        ({"gene": "gene0", "L": 10_000}, ValueError, "candidate peaks"),
+        ({"gene": "gene0", "groupby": "celltype", "groups": "absent"}, KeyError, "not found"),
+        ({"gene": "gene0", "groups": "type0"}, ValueError, "needs groupby"),
+        ({"gene": "gene0", "perturb": "shut"}, ValueError, "perturb"),
+        ({"gene": "gene0", "key": "other"}, KeyError, "no surrogate"),
+    ],
+)
+def test_explain_bad_input_writes_nothing(fitted, kwargs, err, match):
+    with pytest.raises(err, match=match):
+        grids.tl.explain(fitted, progress=False, **kwargs)
+    assert "explain" not in fitted.uns["grids"]
+    assert not any(c.startswith("grids_") for c in fitted["atac"].var.columns)
+
+
+def test_explain_tiny_group_and_foreign_surrogate(fitted):
+    m = fitted.copy()
+    m.obs["tiny"] = np.where(np.arange(m.n_obs) < 5, "few", "many")
+    with pytest.raises(ValueError, match="has 5 cells"):
+        grids.tl.explain(m, "gene0", groupby="tiny", groups="few", progress=False)
+    sub = fitted[
+        :, fitted["atac"].var_names[10:].tolist() + fitted["rna"].var_names.tolist()
+    ].copy()
+    with pytest.raises(ValueError, match="was fit on 800 peaks"):
+        grids.tl.explain(sub, "gene0", progress=False)
