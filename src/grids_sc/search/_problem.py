@@ -20,6 +20,8 @@ No dense ``[cells, peaks, emb]`` tensor is formed.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -28,30 +30,26 @@ import torch.nn.functional as F
 from ..model import Surrogate, make_batch
 
 
-class SubsetProblem:
+class SubsetProblem(ABC):
     """Interface of a subset-selection problem (minimise :meth:`value` over selections)."""
 
     n_features: int
 
-    def value(self, selection: torch.Tensor) -> float:  # pragma: no cover - interface
+    @abstractmethod
+    def value(self, selection: torch.Tensor) -> float:
         """Objective with the features in ``selection`` perturbed."""
-        raise NotImplementedError
 
-    def first_order(self, selection: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    @abstractmethod
+    def first_order(self, selection: torch.Tensor) -> torch.Tensor:
         """``d_j`` for every feature: first-order objective change of perturbing ``j`` alone
         from its original state, at the current selection.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def swap_values(
         self, selection: torch.Tensor, out_pos: torch.Tensor, incoming: torch.Tensor
-    ) -> torch.Tensor:  # pragma: no cover
+    ) -> torch.Tensor:
         """Exact objective after replacing ``selection[out_pos[m]]`` by ``incoming[m]``."""
-        raise NotImplementedError
-
-    def set_values(self, selections: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        """Exact objective of each row of ``selections`` (``[m, L]``, ``-1`` pads)."""
-        raise NotImplementedError
 
 
 class EmbeddingSumProblem(SubsetProblem):
@@ -118,13 +116,6 @@ class EmbeddingSumProblem(SubsetProblem):
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- state ------------------------------------------------------------------------------
-    def _column(self, j: int) -> torch.Tensor:
-        """Change of peak ``j``'s state in every cell: ``p - x_cj``."""
-        col = np.zeros(self.n_cells, dtype=np.float32)
-        s, e = self.x.indptr[j], self.x.indptr[j + 1]
-        col[self.x.indices[s:e]] = self.x.data[s:e]
-        return torch.from_numpy(self.p - col).to(self.device)
-
     def _columns(self, peaks: torch.Tensor) -> torch.Tensor:
         """``[m, n_cells]`` state changes of several peaks."""
         sub = self.x[:, peaks.cpu().numpy()]
@@ -203,14 +194,6 @@ class EmbeddingSumProblem(SubsetProblem):
         h = F.gelu(h * enc.norm_weight[chroms][:, None, :] + enc.norm_bias[chroms][:, None, :])
         h = torch.einsum("mne,meh->mnh", h, enc.chrom_weight[chroms])
         return F.gelu(h + enc.chrom_bias[chroms][:, None, :])
-
-    @torch.no_grad()
-    def set_values(self, selections: torch.Tensor) -> torch.Tensor:
-        """Exact objective of each selection (rows of ``[m, L]``, ``-1`` for padding)."""
-        out = []
-        for row in selections:
-            out.append(self.value(row))
-        return torch.tensor(out, device=self.device)
 
     @torch.no_grad()
     def per_cell(self, selection: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
