@@ -5,6 +5,8 @@ Nothing here knows about AnnData; :mod:`grids_sc.tl` moves data in and out.
 
 from ._atac import AtacDecoder, SparseAtacEncoder, atac_reconstruction_loss, focal_bce
 from ._batch import AtacBatch, make_batch
+from ._cis import CisConfig, CisHeads, CisSurrogate
+from ._cis_train import CisTrainConfig, fit_cis_heads
 from ._predict import predict_expression
 from ._record import surrogate_from_record, surrogate_to_record
 from ._surrogate import RnaDecoder, Surrogate, SurrogateConfig
@@ -14,12 +16,17 @@ __all__ = [
     "PHASES",
     "AtacBatch",
     "AtacDecoder",
+    "CisConfig",
+    "CisHeads",
+    "CisSurrogate",
+    "CisTrainConfig",
     "RnaDecoder",
     "SparseAtacEncoder",
     "Surrogate",
     "SurrogateConfig",
     "TrainConfig",
     "atac_reconstruction_loss",
+    "fit_cis_heads",
     "fit_surrogate_module",
     "focal_bce",
     "make_batch",

@@ -5,25 +5,43 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._cis import CisConfig, CisSurrogate
 from ._surrogate import Surrogate, SurrogateConfig
 
 
-def surrogate_to_record(module: Surrogate) -> dict:
-    """Weights as ``{name: ndarray}`` and the architecture as a plain dict."""
+def surrogate_to_record(module: Surrogate | CisSurrogate) -> dict:
+    """Weights as ``{name: ndarray}`` and the architecture as a plain dict.
+
+    The architecture of a :class:`~grids_sc.model.CisSurrogate` also holds its head sizes
+    under ``"cis"``.
+    """
     weights = {
         name.replace(".", "__"): t.detach().cpu().numpy().copy()
         for name, t in module.state_dict().items()
     }
-    return {"architecture": module.config.to_dict(), "weights": weights}
+    arch = module.config.to_dict()
+    if isinstance(module, CisSurrogate):
+        arch["cis"] = module.cis_config.to_dict()
+    return {"architecture": arch, "weights": weights}
 
 
-def surrogate_from_record(record: dict) -> Surrogate:
-    """Rebuild a :class:`Surrogate` in eval mode on the CPU from :func:`surrogate_to_record`."""
-    config = SurrogateConfig.from_dict(dict(record["architecture"]))
+def surrogate_from_record(record: dict) -> Surrogate | CisSurrogate:
+    """Rebuild a surrogate in eval mode on the CPU from :func:`surrogate_to_record` output."""
+    arch = dict(record["architecture"])
+    config = SurrogateConfig.from_dict(arch)
     weights = {
         k.replace("__", "."): torch.as_tensor(np.asarray(v)) for k, v in record["weights"].items()
     }
-    module = Surrogate(config, weights["atac_encoder.peak_chrom"])
+    if "cis" in arch:
+        module = CisSurrogate(
+            config,
+            CisConfig.from_dict(dict(arch["cis"])),
+            weights["base.atac_encoder.peak_chrom"],
+            weights["cis.pair_gene"],
+            weights["cis.pair_peak"],
+        )
+    else:
+        module = Surrogate(config, weights["atac_encoder.peak_chrom"])
     module.load_state_dict(weights)
     module.eval()
     return module

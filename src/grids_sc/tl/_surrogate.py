@@ -11,16 +11,21 @@ from mudata import MuData
 from .._device import resolve_device
 from .._validate import check_paired
 from ..model import (
+    CisConfig,
+    CisSurrogate,
+    CisTrainConfig,
     Surrogate,
     SurrogateConfig,
     TrainConfig,
+    fit_cis_heads,
     fit_surrogate_module,
     surrogate_from_record,
     surrogate_to_record,
 )
+from ._cis import cis_pairs
 from ._inputs import atac_binary, group_codes, obs_column, peak_chromosomes, rna_values, split_cells
 
-MODELS = ("grids",)
+MODELS = ("grids", "cis")
 MIN_CELLS = 20
 
 
@@ -43,6 +48,10 @@ def fit_surrogate(
     chrom_hidden: int = 32,
     hidden: int = 128,
     dropout: float = 0.1,
+    cis_window: int = 250_000,
+    cis_peaks: int | None = 64,
+    cis_dim: int = 8,
+    cis_hidden: int = 16,
     max_epochs: int = 60,
     batch_size: int = 256,
     lr: float = 2e-3,
@@ -80,9 +89,21 @@ def fit_surrogate(
         ``"log1p"``, ``"none"`` or ``"auto"`` (``log1p`` unless the data look log-scaled).
         Predictions are on the transformed scale.
     model
-        Surrogate architecture: ``"grids"`` (the paper's).
+        Surrogate architecture. ``"grids"``: the paper's, every gene read from one shared
+        latent. ``"cis"``: the same shared model describes the cell state, and each gene
+        gets its own small head over the peaks of its window (per-gene peak embeddings
+        summed, then a two-layer network with the cell state), which can learn redundant
+        (OR) and cooperative (AND) peaks; each gene's head stops early on its own. Needs
+        gene coordinates in the RNA ``var``.
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
+    cis_window
+        ``model="cis"``: peaks within this many bp of a gene body are in its window.
+    cis_peaks
+        ``model="cis"``: keep at most this many window peaks per gene, those most
+        correlated (absolute Pearson on the training cells) with the gene; ``None``: all.
+    cis_dim, cis_hidden
+        ``model="cis"``: size of the per-gene peak embeddings and hidden layer.
     max_epochs, batch_size, lr, weight_decay, patience
         Training: most epochs per phase, cells per step, learning rate, AdamW weight decay,
         early-stopping patience.
@@ -145,21 +166,32 @@ def fit_surrogate(
         weight_decay=weight_decay,
         patience=patience,
     )
+    train_idx, val_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
+    cis_train = None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module = Surrogate(arch, torch.from_numpy(peak_chrom))
+        if model == "cis":
+            pg, pp = cis_pairs(
+                a_rna, a_atac, x, y, train_idx,
+                window=cis_window, max_peaks=cis_peaks, rna=rna, atac=atac,
+            )  # fmt: skip
+            cis_cfg = CisConfig(cis_dim=cis_dim, cis_hidden=cis_hidden)
+            module = CisSurrogate(
+                arch, cis_cfg, torch.from_numpy(peak_chrom), torch.from_numpy(pg),
+                torch.from_numpy(pp),
+            )  # fmt: skip
+            base = module.base
+            cis_train = CisTrainConfig(batch_size=batch_size)
+        else:
+            module = base = Surrogate(arch, torch.from_numpy(peak_chrom))
     history = fit_surrogate_module(
-        module,
-        x,
-        y,
-        groups,
-        np.flatnonzero(split == 0),
-        np.flatnonzero(split == 1),
-        train,
-        device=dev,
-        seed=seed,
-        progress=progress,
+        base, x, y, groups, train_idx, val_idx, train, device=dev, seed=seed, progress=progress
     )
+    if cis_train is not None:
+        history["cis"] = fit_cis_heads(
+            module, x, y, train_idx, val_idx, cis_train, device=dev, seed=seed,
+            progress=progress,
+        )  # fmt: skip
     record = surrogate_to_record(module)
     obs = a_rna.obs_names.to_numpy().astype(str)
     entry = {
@@ -167,6 +199,17 @@ def fit_surrogate(
         "config": {
             "architecture": record["architecture"],
             "training": train.to_dict(),
+            **(
+                {
+                    "cis": {
+                        "window": int(cis_window),
+                        "max_peaks": -1 if cis_peaks is None else int(cis_peaks),
+                        "training": cis_train.to_dict(),
+                    }
+                }
+                if cis_train is not None
+                else {}
+            ),
             "data": {
                 "rna": rna,
                 "atac": atac,
@@ -194,7 +237,7 @@ def fit_surrogate(
 class FittedSurrogate:
     """A surrogate read back from ``.uns`` with what the tools need to use it."""
 
-    module: Surrogate
+    module: Surrogate | CisSurrogate
     key: str
     peaks: np.ndarray
     genes: np.ndarray

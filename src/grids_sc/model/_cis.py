@@ -1,0 +1,254 @@
+"""The cis-regulatory surrogate: per-gene heads over each gene's own window of peaks.
+
+The paper's surrogate reads every gene from one shared latent, which makes it close to
+additive in the peaks: it cannot say that a gene stays up while either of two redundant
+enhancers is open (OR logic) or needs two peaks open together (AND logic). The cis surrogate
+keeps the shared embedding-sum encoder as a description of the cell's state and adds, for
+every gene ``g``, a small model of its own window ``W_g`` of peaks::
+
+    s_g(x)  = offset_g + sum_{j in W_g} x_j C_{g,j}           (per-gene embedding sum)
+    q_g(x)  = A_g z(x) + a_g                                     (cell state, projected)
+    F_g(x)  = w2_g . gelu(W1_g [s_g, q_g] + b1_g) + v_g . z(x) + b2_g,   clamped at 0
+
+with ``z`` the ATAC latent of the shared encoder. ``s_g`` is again a sum of embeddings, so the
+search stays O(nnz): perturbing peak ``j`` adds ``(p - x_j) C_{g,j}`` to ``s_g``. The head is a
+smooth two-layer network, so it can express OR and AND, and its curvature in ``s_g`` is the
+second-order term that scores pair moves in the search.
+
+Every trainable tensor of a gene's head is indexed by that gene (the peak embeddings through
+``pair_gene``), so the heads of all genes train as independent models in one batch, each with
+its own early stopping.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._batch import AtacBatch
+from ._surrogate import Surrogate, SurrogateConfig
+
+
+@dataclass
+class CisConfig:
+    """Architecture of the per-gene cis heads (plain values, stored with the weights).
+
+    Attributes
+    ----------
+    cis_dim
+        Size of a peak's per-gene embedding ``C_{g,j}``.
+    state_dim
+        Size of each gene's projection of the cell-state latent.
+    cis_hidden
+        Width of each gene's hidden layer.
+    """
+
+    cis_dim: int = 8
+    state_dim: int = 8
+    cis_hidden: int = 16
+
+    def to_dict(self) -> dict:
+        """The configuration as a plain dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CisConfig:
+        """Rebuild from :meth:`to_dict` output (extra keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: int(v) for k, v in d.items() if k in names})
+
+
+class CisHeads(nn.Module):
+    """Per-gene embedding sums over window peaks and per-gene two-layer heads.
+
+    Parameters
+    ----------
+    n_genes, n_peaks
+        Output genes and input peaks.
+    pair_gene, pair_peak
+        The (gene, peak) pairs: peak ``pair_peak[k]`` lies in the window of gene
+        ``pair_gene[k]``. Stored sorted by gene, then peak.
+    n_latent
+        Size of the shared cell-state latent.
+    config
+        Head sizes.
+    """
+
+    def __init__(
+        self,
+        n_genes: int,
+        n_peaks: int,
+        pair_gene: torch.Tensor,
+        pair_peak: torch.Tensor,
+        n_latent: int,
+        config: CisConfig | None = None,
+    ) -> None:
+        super().__init__()
+        c = config or CisConfig()
+        self.config = c
+        self.n_genes, self.n_peaks, self.n_latent = int(n_genes), int(n_peaks), int(n_latent)
+        pg = torch.as_tensor(pair_gene, dtype=torch.long).reshape(-1)
+        pp = torch.as_tensor(pair_peak, dtype=torch.long).reshape(-1)
+        if pg.numel() != pp.numel():
+            raise ValueError("pair_gene and pair_peak must have the same length")
+        if pg.numel() and (
+            pg.min() < 0 or pg.max() >= n_genes or pp.min() < 0 or pp.max() >= n_peaks
+        ):
+            raise ValueError("cis pairs refer to genes or peaks out of range")
+        order = torch.from_numpy(np.lexsort((pp.numpy(), pg.numpy())))
+        pg, pp = pg[order], pp[order]
+        if pg.numel() > 1 and bool(((pg[1:] == pg[:-1]) & (pp[1:] == pp[:-1])).any()):
+            raise ValueError("cis pairs contain duplicates")
+        self.register_buffer("pair_gene", pg)
+        self.register_buffer("pair_peak", pp)
+        n_in = c.cis_dim + c.state_dim
+        g = self.n_genes
+        self.offset = nn.Parameter(torch.zeros(g, c.cis_dim))
+        self.emb = nn.Parameter(torch.randn(pg.numel(), c.cis_dim) * 0.5)
+        self.state_w = nn.Parameter(torch.randn(g, c.state_dim, n_latent) / math.sqrt(n_latent))
+        self.state_b = nn.Parameter(torch.zeros(g, c.state_dim))
+        self.w1 = nn.Parameter(torch.randn(g, c.cis_hidden, n_in) / math.sqrt(n_in))
+        self.b1 = nn.Parameter(torch.zeros(g, c.cis_hidden))
+        self.w2 = nn.Parameter(torch.randn(g, c.cis_hidden) / math.sqrt(c.cis_hidden))
+        self.lin = nn.Parameter(torch.zeros(g, n_latent))
+        self.b2 = nn.Parameter(torch.zeros(g))
+
+    # -- pairs --------------------------------------------------------------------------------
+    def pairs_of(self, genes: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pair indices of ``genes`` and each pair's position in ``genes``."""
+        if genes is None:
+            return torch.arange(
+                self.pair_gene.numel(), device=self.pair_gene.device
+            ), self.pair_gene
+        genes = genes.to(self.pair_gene.device)
+        pos = torch.full((self.n_genes,), -1, dtype=torch.long, device=genes.device)
+        pos[genes] = torch.arange(len(genes), device=genes.device)
+        local = pos[self.pair_gene]
+        keep = torch.nonzero(local >= 0).flatten()
+        return keep, local[keep]
+
+    def window_embeddings(
+        self, genes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(peaks, local_gene, emb)`` of the window pairs of ``genes``."""
+        pairs, local = self.pairs_of(genes)
+        return self.pair_peak[pairs], local, self.emb[pairs]
+
+    # -- the function -------------------------------------------------------------------------
+    def pool(self, batch: AtacBatch, genes: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-gene window sums ``s [n_cells, n_genes_out, cis_dim]`` of a sparse batch."""
+        pairs, local = self.pairs_of(genes)
+        n_out = self.n_genes if genes is None else len(genes)
+        dev = self.emb.device
+        offset = self.offset if genes is None else self.offset[genes.to(dev)]
+        s = offset.unsqueeze(0).expand(batch.n_cells, n_out, -1)
+        if not pairs.numel() or not batch.indices.numel():
+            return s.clone()
+        # peak -> pairs map (CSR over peaks) for this gene subset
+        pk = self.pair_peak[pairs]
+        order = torch.argsort(pk, stable=True)
+        pk_sorted = pk[order]
+        ptr = torch.searchsorted(pk_sorted, torch.arange(self.n_peaks + 1, device=dev))
+        start = ptr[batch.indices]
+        count = ptr[batch.indices + 1] - start
+        hit = torch.nonzero(count).flatten()
+        if not hit.numel():
+            return s.clone()
+        reps = count[hit]
+        entry = torch.repeat_interleave(hit, reps)
+        first = torch.repeat_interleave(torch.cumsum(reps, 0) - reps, reps)
+        within = torch.arange(entry.numel(), device=dev) - first
+        pair_sel = order[start[entry] + within]  # position within `pairs`
+        rows = batch.rows[entry]
+        vals = self.emb[pairs[pair_sel]] * batch.weights[entry].unsqueeze(-1)
+        flat = torch.zeros(batch.n_cells * n_out, s.shape[-1], dtype=vals.dtype, device=dev)
+        flat = flat.index_add(0, rows * n_out + local[pair_sel], vals)
+        return s + flat.view(batch.n_cells, n_out, -1)
+
+    def pre_activation(
+        self, s: torch.Tensor, z: torch.Tensor, genes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Hidden pre-activations ``[..., n_out, cis_hidden]`` of the heads."""
+        sl = slice(None) if genes is None else genes
+        q = torch.einsum("...l,tsl->...ts", z, self.state_w[sl]) + self.state_b[sl]
+        u = torch.cat([s, q], dim=-1)
+        return torch.einsum("...tu,thu->...th", u, self.w1[sl]) + self.b1[sl]
+
+    def forward(
+        self, s: torch.Tensor, z: torch.Tensor, genes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Expression (before clamping) ``[..., n_out]`` from window sums and cell state."""
+        sl = slice(None) if genes is None else genes
+        a = self.pre_activation(s, z, genes)
+        lin = torch.einsum("...l,tl->...t", z, self.lin[sl])
+        return (F.gelu(a) * self.w2[sl]).sum(-1) + lin + self.b2[sl]
+
+    def w1_cis(self, genes: torch.Tensor) -> torch.Tensor:
+        """The part of ``W1`` that reads the window sum, ``[n_out, cis_hidden, cis_dim]``."""
+        return self.w1[genes][..., : self.config.cis_dim]
+
+
+def gelu_second_derivative(a: torch.Tensor) -> torch.Tensor:
+    """Second derivative of the exact GELU, ``phi(a) (2 - a^2)``."""
+    phi = torch.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+    return phi * (2.0 - a * a)
+
+
+class CisSurrogate(nn.Module):
+    """The shared surrogate (cell state) plus per-gene cis heads (the prediction).
+
+    Parameters
+    ----------
+    config
+        Architecture of the shared :class:`~grids_sc.model.Surrogate`.
+    cis_config
+        Architecture of the heads.
+    peak_chrom
+        Chromosome code of every peak.
+    pair_gene, pair_peak
+        The (gene, peak) window pairs (see :class:`CisHeads`).
+    """
+
+    def __init__(
+        self,
+        config: SurrogateConfig,
+        cis_config: CisConfig,
+        peak_chrom: torch.Tensor,
+        pair_gene: torch.Tensor,
+        pair_peak: torch.Tensor,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.cis_config = cis_config
+        self.base = Surrogate(config, peak_chrom)
+        self.cis = CisHeads(
+            config.n_genes, config.n_peaks, pair_gene, pair_peak, config.n_latent, cis_config
+        )
+
+    @property
+    def atac_encoder(self):
+        """The shared embedding-sum ATAC encoder."""
+        return self.base.atac_encoder
+
+    def expression_from_state(
+        self,
+        z: torch.Tensor,
+        s: torch.Tensor,
+        genes: torch.Tensor | None = None,
+        clamp: bool = True,
+    ) -> torch.Tensor:
+        """Predicted expression from the ATAC latent ``z`` and window sums ``s``."""
+        y = self.cis(s, z, genes)
+        return y.clamp(min=0) if clamp else y
+
+    def forward(
+        self, batch: AtacBatch, genes: torch.Tensor | None = None, clamp: bool = True
+    ) -> torch.Tensor:
+        """``F(x)``: predicted expression ``[n_cells, n_genes]`` of a sparse ATAC batch."""
+        z = self.atac_encoder(batch)
+        return self.expression_from_state(z, self.cis.pool(batch, genes), genes, clamp)

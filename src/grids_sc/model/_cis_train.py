@@ -1,0 +1,195 @@
+"""Training of the per-gene cis heads on a fitted shared surrogate.
+
+The shared encoder is frozen and its latent ``z`` computed once for every cell; each epoch then
+only sums the window embeddings of the cells' open window peaks (a sparse ``[cells, pairs]``
+matrix built once) and runs the small heads. The loss is the sum over genes of each gene's mean
+squared error, and every gene's parameters belong to that gene alone, so the genes train as
+independent models: each keeps the weights of its own best validation epoch and stops on its
+own. A loss averaged over genes would let the genes with large errors decide when training
+ends, before the weaker cis logic of the others is learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from ._batch import make_batch
+from ._cis import CisSurrogate
+from ._train import make_adamw
+
+
+@dataclass
+class CisTrainConfig:
+    """Optimisation of the cis heads (plain values, stored with the model).
+
+    Attributes
+    ----------
+    max_epochs
+        Most epochs.
+    batch_size
+        Cells per step.
+    lr, weight_decay
+        AdamW settings.
+    patience
+        Epochs without validation improvement after which a gene stops improving its
+        weights; training ends when every gene has stopped.
+    """
+
+    max_epochs: int = 300
+    batch_size: int = 256
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    patience: int = 15
+
+    def to_dict(self) -> dict:
+        """The settings as a plain dict."""
+        return asdict(self)
+
+
+def window_matrix(x: sp.csr_matrix, pair_peak: np.ndarray) -> sp.csr_matrix:
+    """``[n_cells, n_pairs]`` accessibility of each pair's peak (a column gather of ``x``)."""
+    return sp.csr_matrix(sp.csc_matrix(x, dtype=np.float32)[:, np.asarray(pair_peak)])
+
+
+@torch.no_grad()
+def shared_latent(
+    module: CisSurrogate, x: sp.csr_matrix, device: torch.device, batch_size: int = 1024
+) -> torch.Tensor:
+    """ATAC latent ``z`` of every cell under the (frozen) shared encoder."""
+    module.eval()
+    enc = module.atac_encoder
+    pc = enc.peak_chrom.cpu().numpy()
+    out = [
+        enc(make_batch(x[s : s + batch_size], pc, enc.n_chrom).to(device))
+        for s in range(0, x.shape[0], batch_size)
+    ]
+    return torch.cat(out) if out else torch.zeros(0, module.config.n_latent, device=device)
+
+
+def _pool_rows(module: CisSurrogate, w: sp.csr_matrix, idx: np.ndarray, device) -> torch.Tensor:
+    sub = w[idx].tocoo()
+    cis = module.cis
+    rows = torch.from_numpy(sub.row.astype(np.int64)).to(device)
+    cols = torch.from_numpy(sub.col.astype(np.int64)).to(device)
+    vals = torch.from_numpy(sub.data.astype(np.float32)).to(device)
+    n_g = cis.n_genes
+    flat = torch.zeros(len(idx) * n_g, cis.config.cis_dim, device=device)
+    flat = flat.index_add(0, rows * n_g + cis.pair_gene[cols], cis.emb[cols] * vals[:, None])
+    return cis.offset + flat.view(len(idx), n_g, -1)
+
+
+def fit_cis_heads(
+    module: CisSurrogate,
+    x: sp.csr_matrix,
+    y: np.ndarray,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    cfg: CisTrainConfig,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Fit the cis heads of ``module`` (the shared part is left unchanged).
+
+    Parameters
+    ----------
+    module
+        A :class:`~grids_sc.model.CisSurrogate` whose shared part is already fitted.
+    x
+        ``[n_cells, n_peaks]`` binary CSR accessibility.
+    y
+        ``[n_cells, n_genes]`` expression (already transformed).
+    train_idx, val_idx
+        Cells for fitting and for each gene's early stopping.
+    cfg
+        Optimisation settings.
+    device, seed, progress
+        Where to train, the seed, and whether to show a progress bar.
+
+    Returns
+    -------
+    dict
+        ``train`` and ``val`` mean (over genes) losses per epoch, and ``best_epoch`` and
+        ``best_val`` per gene.
+    """
+    device = torch.device(device)
+    module.to(device)
+    cis = module.cis
+    x = sp.csr_matrix(x, dtype=np.float32)
+    y_t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(device)
+    z = shared_latent(module, x, device)
+    w = window_matrix(x, cis.pair_peak.cpu().numpy())
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():  # start every head at its gene's training mean
+        cis.b2.copy_(y_t[torch.as_tensor(train_idx, device=device)].mean(0))
+    params = [p for p in cis.parameters()]
+    opt = make_adamw(params, cfg.lr, cfg.weight_decay)
+    n_g = cis.n_genes
+    best = torch.full((n_g,), float("inf"), device=device)
+    best_epoch = np.full(n_g, -1)
+    wait = torch.zeros(n_g, dtype=torch.long, device=device)
+    best_state = {k: v.detach().clone() for k, v in cis.named_parameters()}
+    train_hist, val_hist = [], []
+    bar = tqdm(range(cfg.max_epochs), desc="surrogate [cis]", disable=not progress, leave=False)
+    for epoch in bar:
+        order = rng.permutation(train_idx)
+        total = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            idx = np.sort(order[start : start + cfg.batch_size])
+            it = torch.from_numpy(idx).to(device)
+            pred = cis(_pool_rows(module, w, idx, device), z[it])
+            loss = ((pred - y_t[it]) ** 2).mean(0).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        train_hist.append(total / max(len(order), 1) / max(n_g, 1))
+        val = _per_gene_mse(module, w, z, y_t, val_idx, cfg.batch_size, device)
+        val_hist.append(float(val.mean()))
+        improved = torch.isinf(best) | (val < best - 1e-6 * best.abs())
+        best = torch.where(improved, val, best)
+        wait = torch.where(improved, torch.zeros_like(wait), wait + 1)
+        _keep_improved(cis, best_state, improved)
+        best_epoch[improved.cpu().numpy()] = epoch
+        bar.set_postfix(val=f"{val_hist[-1]:.4f}", active=int((wait < cfg.patience).sum()))
+        if bool((wait >= cfg.patience).all()):
+            break
+    bar.close()
+    with torch.no_grad():
+        for k, v in cis.named_parameters():
+            v.copy_(best_state[k])
+    module.eval()
+    return {
+        "train": np.asarray(train_hist),
+        "val": np.asarray(val_hist),
+        "best_epoch": best_epoch,
+        "best_val": best.cpu().numpy(),
+    }
+
+
+@torch.no_grad()
+def _per_gene_mse(module, w, z, y_t, idx, batch_size, device) -> torch.Tensor:
+    cis = module.cis
+    total = torch.zeros(cis.n_genes, device=device)
+    for start in range(0, len(idx), batch_size):
+        b = np.asarray(idx[start : start + batch_size])
+        it = torch.from_numpy(b).to(device)
+        pred = cis(_pool_rows(module, w, b, device), z[it])
+        total += ((pred - y_t[it]) ** 2).sum(0)
+    return total / max(len(idx), 1)
+
+
+@torch.no_grad()
+def _keep_improved(cis, best_state: dict, improved: torch.Tensor) -> None:
+    """Copy the parameters of the genes that improved into ``best_state``."""
+    if not bool(improved.any()):
+        return
+    for k, v in cis.named_parameters():
+        mask = improved[cis.pair_gene] if k == "emb" else improved
+        best_state[k][mask] = v[mask]
