@@ -12,8 +12,8 @@ every gene ``g``, a small model of its own window ``W_g`` of peaks::
 
 with ``z`` the ATAC latent of the shared encoder. ``s_g`` is again a sum of embeddings, so the
 search stays O(nnz): perturbing peak ``j`` adds ``(p - x_j) C_{g,j}`` to ``s_g``. The head is a
-smooth two-layer network, so it can express OR and AND, and its curvature in ``s_g`` is the
-second-order term that scores pair moves in the search.
+two-layer network, so it can express OR and AND; being small, it can be evaluated exactly
+for every pair of window peaks, which scores pair moves in the search.
 
 Every trainable tensor of a gene's head is indexed by that gene (the peak embeddings through
 ``pair_gene``), so the heads of all genes train as independent models in one batch, each with
@@ -191,12 +191,6 @@ class CisHeads(nn.Module):
     def w1_cis(self, genes: torch.Tensor) -> torch.Tensor:
         """The part of ``W1`` that reads the window sum, ``[n_out, cis_hidden, cis_dim]``."""
         return self.w1[genes][..., : self.config.cis_dim]
-
-
-def gelu_second_derivative(a: torch.Tensor) -> torch.Tensor:
-    """Second derivative of the exact GELU, ``phi(a) (2 - a^2)``."""
-    phi = torch.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
-    return phi * (2.0 - a * a)
 
 
 class CisSurrogate(nn.Module):

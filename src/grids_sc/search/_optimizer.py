@@ -18,6 +18,13 @@ class GridsOptimizer(torch.optim.Optimizer):
     exactly, and applies the best one if it lowers the objective (else it sets
     :attr:`converged`).
 
+    With ``moves="pair"`` each step also scores moves that replace two selected features by
+    two new ones, from the pairwise effects of :meth:`SubsetProblem.pair_effects` (see
+    :meth:`_pair_moves`), and evaluates the ``n_candidates`` best pair moves exactly next
+    to the single swaps. Redundant features
+    (the objective moves only when both are perturbed) are invisible to single swaps once
+    neither is selected; pair moves find them.
+
     Parameters
     ----------
     params
@@ -30,6 +37,11 @@ class GridsOptimizer(torch.optim.Optimizer):
         Swaps evaluated exactly per step.
     tol
         Smallest improvement that counts.
+    moves
+        ``"single"`` (the paper's coordinate descent) or ``"pair"`` (also two-feature moves).
+    pair_pool
+        With pair moves: how many free features can enter a pair (the problem's interacting
+        features first, then the best first-order ones).
     """
 
     def __init__(
@@ -39,12 +51,17 @@ class GridsOptimizer(torch.optim.Optimizer):
         candidates: torch.Tensor | None = None,
         n_candidates: int = 32,
         tol: float = 1e-7,
+        moves: str = "single",
+        pair_pool: int = 64,
     ) -> None:
         params = list(params)
         if len(params) != 1 or params[0].dtype != torch.long or params[0].ndim != 1:
             raise ValueError("GridsOptimizer takes exactly one 1-D LongTensor of selected indices")
         if n_candidates < 1:
             raise ValueError("n_candidates must be at least 1")
+        if moves not in ("single", "pair"):
+            raise ValueError(f"moves must be 'single' or 'pair', got {moves!r}")
+        self.moves, self.pair_pool = moves, int(pair_pool)
         super().__init__(params, {"n_candidates": n_candidates, "tol": tol})
         self.problem = problem
         n = problem.n_features
@@ -84,16 +101,74 @@ class GridsOptimizer(torch.optim.Optimizer):
         d_sel = d[sel.cpu()]
         trans = d[incoming][None, :] - d_sel[:, None]  # T[i, j] for the shortlisted j
         flat = torch.topk(trans.flatten(), min(k, trans.numel()), largest=False).indices
-        out_pos, in_idx = flat // k, incoming[flat % k]
-        vals = self.problem.swap_values(sel, out_pos.to(sel.device), in_idx.to(sel.device)).cpu()
+        out_pos, in_idx = (flat // k)[:, None], incoming[flat % k][:, None]
+        vals = self.problem.move_values(sel, out_pos.to(sel.device), in_idx.to(sel.device))
+        vals = vals.cpu()
+        if self.moves == "pair" and len(sel) >= 2 and int(free.sum()) >= 2:
+            p_out, p_in = self._pair_moves(sel, d, d_free, group["n_candidates"])
+            if len(p_in):
+                p_vals = self.problem.move_values(sel, p_out.to(sel.device), p_in.to(sel.device))
+                out_pos, in_idx = _pad_cat(out_pos, p_out), _pad_cat(in_idx, p_in)
+                vals = torch.cat([vals, p_vals.cpu()])
         best = int(torch.argmin(vals))
         if float(vals[best]) < self.value - group["tol"]:
-            sel[int(out_pos[best])] = int(in_idx[best])
+            keep = in_idx[best] >= 0
+            sel[out_pos[best][keep].to(sel.device)] = in_idx[best][keep].to(sel.device)
             self.value = float(vals[best])
         else:
             self.converged = True
         self.trace.append(self.value)
         return self.value
+
+    def _pair_moves(self, sel, d, d_free, n_moves: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``n_moves`` best two-out, two-in moves by their estimated effect.
+
+        The pool of incoming features is the free features whose interactions the problem
+        models (e.g. a gene's window peaks), filled up with the best first-order ones. With
+        ``E`` from :meth:`SubsetProblem.pair_effects` over the pool and the selection,
+        ``S_a = E[a, a]`` and ``I_ab = E[a, b] - S_a - S_b``, a move adding ``a, b`` and
+        restoring ``i, k`` is scored ``S_a + S_b + S_i + S_k + I_ab + I_ik + I_ai + I_ak +
+        I_bi + I_bk``.
+        """
+        free = torch.isfinite(d_free)
+        hint = self.problem.interacting_features().cpu()
+        hint = hint[free[hint]] if len(hint) else hint
+        n_fill = max(0, self.pair_pool - len(hint))
+        fill = d_free.clone()
+        fill[hint] = float("inf")
+        n_fill = min(n_fill, int(torch.isfinite(fill).sum()))
+        pool = torch.cat([hint, torch.topk(fill, n_fill, largest=False).indices])
+        n_pool, n_sel = len(pool), len(sel)
+        if n_pool < 2:
+            return torch.zeros(0, 2, dtype=torch.long), torch.zeros(0, 2, dtype=torch.long)
+        feats = torch.cat([pool, sel.cpu()])
+        signs = torch.cat([torch.ones(n_pool), -torch.ones(n_sel)])
+        e = self.problem.pair_effects(sel, feats, signs).cpu().to(d.dtype)
+        single = e.diagonal().clone()
+        inter = e - single[:, None] - single[None, :]
+        ia, ib = torch.triu_indices(n_pool, n_pool, offset=1)
+        add = single[ia] + single[ib] + inter[ia, ib]
+        oa, ob = torch.triu_indices(n_sel, n_sel, offset=1)
+        oa, ob = oa + n_pool, ob + n_pool
+        rem = single[oa] + single[ob] + inter[oa, ob]
+        n_top = max(1, int(np.ceil(np.sqrt(4 * n_moves))))
+        top_a = torch.topk(add, min(n_top, len(add)), largest=False).indices
+        top_r = torch.topk(rem, min(n_top, len(rem)), largest=False).indices
+        a1, a2 = ia[top_a], ib[top_a]
+        r1, r2 = oa[top_r], ob[top_r]
+        cross = inter[a1][:, r1] + inter[a1][:, r2] + inter[a2][:, r1] + inter[a2][:, r2]
+        score = add[top_a][:, None] + rem[top_r][None, :] + cross
+        best = torch.topk(score.flatten(), min(n_moves, score.numel()), largest=False).indices
+        ai, ri = best // len(top_r), best % len(top_r)
+        outs = torch.stack([r1[ri], r2[ri]], 1) - n_pool
+        ins = torch.stack([pool[a1[ai]], pool[a2[ai]]], 1)
+        return outs, ins
+
+
+def _pad_cat(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Stack ``[m, 1]`` and ``[n, 2]`` index moves as ``[m + n, 2]`` (``-1`` pads)."""
+    pad = torch.full((a.shape[0], b.shape[1] - a.shape[1]), -1, dtype=a.dtype)
+    return torch.cat([torch.cat([a, pad], 1), b])
 
 
 def initial_selection(

@@ -15,6 +15,11 @@ in cell ``c`` adds ``(p - x_cj) D_j`` to chromosome ``k(j)`` of ``h_c``, so
 - an exact swap changes one or two chromosomes of ``h``, so only their per-chromosome layers
   are recomputed before the shared latent layer.
 
+With the cis surrogate, the target genes' window sums ``s_g`` are a second embedding sum over
+the few peaks of their windows, updated the same way. Pair moves are scored by the exact
+effect of two window peaks together through the small per-gene heads (the Boolean
+second-order term ``f(ab) - f(a) - f(b) + f(0)``), for all pairs of a window at once.
+
 No dense ``[cells, peaks, emb]`` tensor is formed.
 """
 
@@ -27,7 +32,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from ..model import Surrogate, make_batch
+from ..model import CisSurrogate, Surrogate, make_batch
 
 
 class SubsetProblem(ABC):
@@ -46,10 +51,39 @@ class SubsetProblem(ABC):
         """
 
     @abstractmethod
+    def move_values(
+        self, selection: torch.Tensor, out_pos: torch.Tensor, incoming: torch.Tensor
+    ) -> torch.Tensor:
+        """Exact objective of each move ``m``: the features ``selection[out_pos[m, :]]``
+        replaced by ``incoming[m, :]`` (``[n_moves, k]``: ``k = 1`` single swaps, ``k = 2``
+        pair moves).
+        """
+
     def swap_values(
         self, selection: torch.Tensor, out_pos: torch.Tensor, incoming: torch.Tensor
     ) -> torch.Tensor:
         """Exact objective after replacing ``selection[out_pos[m]]`` by ``incoming[m]``."""
+        return self.move_values(selection, out_pos.reshape(-1, 1), incoming.reshape(-1, 1))
+
+    def pair_effects(
+        self, selection: torch.Tensor, features: torch.Tensor, signs: torch.Tensor
+    ) -> torch.Tensor:
+        """Estimated objective change ``E[a, b]`` of applying the changes of features ``a``
+        and ``b`` together (``E[a, a]``: ``a`` alone), at the current selection.
+
+        ``signs[a] = +1`` perturbs a free feature, ``-1`` restores a selected one. The base
+        implementation is first order (``E[a, b] = signs[a] d_a + signs[b] d_b``): it sees no
+        interaction, so pair moves are ranked additively and only their exact evaluation
+        sees interactions.
+        """
+        d = self.first_order(selection).cpu()[features.cpu()] * signs.cpu().to(torch.float32)
+        e = d[:, None] + d[None, :]
+        e.diagonal().copy_(d)
+        return e
+
+    def interacting_features(self) -> torch.Tensor:
+        """Features whose interactions :meth:`pair_effects` models (candidates for pairs)."""
+        return torch.zeros(0, dtype=torch.long)
 
 
 class EmbeddingSumProblem(SubsetProblem):
@@ -63,7 +97,8 @@ class EmbeddingSumProblem(SubsetProblem):
     Parameters
     ----------
     module
-        A fitted :class:`~grids_sc.model.Surrogate` (used in eval mode, not modified).
+        A fitted :class:`~grids_sc.model.Surrogate` or :class:`~grids_sc.model.CisSurrogate`
+        (used in eval mode, not modified).
     x
         ``[n_cells, n_peaks]`` binary CSR accessibility of the cells.
     genes
@@ -80,7 +115,7 @@ class EmbeddingSumProblem(SubsetProblem):
 
     def __init__(
         self,
-        module: Surrogate,
+        module: Surrogate | CisSurrogate,
         x: sp.csr_matrix,
         genes: np.ndarray,
         perturb_value: float = 0.0,
@@ -106,86 +141,143 @@ class EmbeddingSumProblem(SubsetProblem):
         )
         self.by_peak = batch.by_peak
         self.peak_chrom = enc.peak_chrom.to(self.device)
+        self.cis = isinstance(module, CisSurrogate)
         with torch.no_grad():
             self.delta = enc.delta.detach()
             self.h0 = enc.pool(batch).detach()  # [n, K, e]
             self.hid0 = enc.chrom_layer(self.h0)
-            base = module.expression_from_latent(enc.latent(self.hid0), self.genes).mean(0)
+            self.s0 = module.cis.pool(batch, self.genes).detach() if self.cis else None
+            if self.cis:
+                self._window_table()
+            base = self._expression(self.hid0, self.s0).mean(0)
         self.base = base.clamp(min=1e-6)
         self._cache_key: tuple | None = None
-        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._cache: tuple | None = None
+
+    def _window_table(self) -> None:
+        """Per-peak window embeddings of the target genes: ``win_emb[slot[j]]`` is
+        ``[n_targets, cis_dim]`` for a window peak ``j`` (``slot[j] = -1`` elsewhere).
+        """
+        peaks, local, emb = self.module.cis.window_embeddings(self.genes)
+        uniq, inv = torch.unique(peaks, return_inverse=True)
+        table = torch.zeros(len(uniq), len(self.genes), emb.shape[-1], device=self.device)
+        table[inv, local] = emb.detach()
+        self.win_peaks = uniq
+        self.win_emb = table
+        self.slot = torch.full((self.n_features,), -1, dtype=torch.long, device=self.device)
+        self.slot[uniq] = torch.arange(len(uniq), device=self.device)
+
+    def _window_emb(self, peaks: torch.Tensor) -> torch.Tensor:
+        """``[..., n_targets, cis_dim]`` window embeddings of ``peaks`` (zero off-window)."""
+        slot = self.slot[peaks]
+        emb = self.win_emb[slot.clamp(min=0)]
+        return emb * (slot >= 0)[..., None, None].to(emb.dtype)
 
     # -- state ------------------------------------------------------------------------------
     def _columns(self, peaks: torch.Tensor) -> torch.Tensor:
-        """``[m, n_cells]`` state changes of several peaks."""
-        sub = self.x[:, peaks.cpu().numpy()]
-        dense = np.asarray(sub.todense(), dtype=np.float32).T
-        return torch.from_numpy(self.p - dense).to(self.device)
+        """``[..., n_cells]`` state changes ``p - x`` of peaks (any shape)."""
+        flat = peaks.reshape(-1).cpu().numpy()
+        dense = np.asarray(self.x[:, flat].todense(), dtype=np.float32).T
+        cols = torch.from_numpy(self.p - dense).to(self.device)
+        return cols.reshape(*peaks.shape, self.n_cells)
+
+    def _expression(self, hid: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        """Predicted expression of the target genes from chromosome hidden units (and window
+        sums), any leading dimensions.
+        """
+        z = self.enc.latent(hid)
+        if self.cis:
+            return self.module.expression_from_state(z, s, self.genes)
+        return self.module.expression_from_latent(z, self.genes)
 
     def pooled(self, selection: torch.Tensor) -> torch.Tensor:
         """Pooled sums ``[n, K, e]`` with the selected peaks perturbed."""
-        sel = selection[selection >= 0]
+        return self._state(selection)[0]
+
+    def _state(self, selection: torch.Tensor) -> tuple:
+        """``(h, hid, s)`` with the selected peaks perturbed (cached for the last selection)."""
+        sel = selection[selection >= 0].to(self.device)
         key = tuple(sorted(sel.tolist()))
         if self._cache_key == key and self._cache is not None:
-            return self._cache[0]
-        h = self.h0.clone()
+            return self._cache
+        h, s = self.h0.clone(), None if self.s0 is None else self.s0.clone()
         if len(sel):
             cols = self._columns(sel)  # [m, n]
             upd = cols[:, :, None] * self.delta[sel][:, None, :]  # [m, n, e]
             h.index_add_(1, self.peak_chrom[sel], upd.transpose(0, 1))
+            if s is not None:
+                s += torch.einsum("mn,mte->nte", cols, self._window_emb(sel))
         hid = self.enc.chrom_layer(h)
-        self._cache_key, self._cache = key, (h, hid)
-        return h
+        self._cache_key, self._cache = key, (h, hid, s)
+        return self._cache
 
-    def _objective_from_hidden(self, hid: torch.Tensor) -> torch.Tensor:
+    def _objective(self, hid: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
         """Objective of hidden units ``[..., n, K, c]`` (leading dims kept)."""
-        y = self.module.expression_from_latent(self.enc.latent(hid), self.genes)
+        y = self._expression(hid, s)
         return self.sign * (y.mean(-2) / self.base).mean(-1)
 
     # -- interface --------------------------------------------------------------------------
     @torch.no_grad()
     def value(self, selection: torch.Tensor) -> float:
         """Objective with the selected peaks perturbed."""
-        self.pooled(selection)
-        return float(self._objective_from_hidden(self._cache[1]))
+        _, hid, s = self._state(selection)
+        return float(self._objective(hid, s))
 
     def first_order(self, selection: torch.Tensor) -> torch.Tensor:
         """First-order change ``d_j`` of perturbing each peak from its original state."""
-        h = self.pooled(selection).detach().requires_grad_(True)
+        d_shared, d_cis = self._first_order_parts(selection)
+        return d_shared if d_cis is None else d_shared + d_cis
+
+    def _first_order_parts(self, selection: torch.Tensor):
+        """``d_j`` through the shared latent, and through the window sums (or ``None``)."""
+        h, _, s = self._state(selection)
+        h = h.detach().requires_grad_(True)
+        inputs = [h] if s is None else [h, s.detach().requires_grad_(True)]
         with torch.enable_grad():
-            obj = self._objective_from_hidden(self.enc.chrom_layer(h))
-            (grad,) = torch.autograd.grad(obj, h)
+            obj = self._objective(self.enc.chrom_layer(h), inputs[1] if self.cis else None)
+            grads = torch.autograd.grad(obj, inputs)
+        grad = grads[0]
         m = (self.by_peak @ grad.reshape(-1, grad.shape[-1])).detach()  # sum_c x_cj G_c,k(j)
         total = grad.sum(0).detach()  # [K, e]
-        return (self.delta * (self.p * total[self.peak_chrom] - m)).sum(-1)
+        d = (self.delta * (self.p * total[self.peak_chrom] - m)).sum(-1)
+        if not self.cis:
+            return d, None
+        d_cis = torch.zeros_like(d)
+        if len(self.win_peaks):
+            v = torch.einsum("cte,ute->cu", grads[1].detach(), self.win_emb)  # [n, U]
+            d_cis[self.win_peaks] = (self._columns(self.win_peaks).T * v).sum(0)
+        return d, d_cis
 
     @torch.no_grad()
-    def swap_values(self, selection, out_pos, incoming) -> torch.Tensor:
-        """Exact objective of each swap, recomputing only the touched chromosomes."""
-        h = self.pooled(selection)
-        hid = self._cache[1]
+    def move_values(self, selection, out_pos, incoming) -> torch.Tensor:
+        """Exact objective of each move, recomputing only the touched chromosomes."""
+        state = self._state(selection)
+        out_pos, incoming = out_pos.to(self.device), incoming.to(self.device)
         vals = []
         for s in range(0, len(incoming), self.chunk):
-            outs = selection[out_pos[s : s + self.chunk]]
-            ins = incoming[s : s + self.chunk]
-            vals.append(self._swap_chunk(h, hid, outs, ins))
+            outs = selection.to(self.device)[out_pos[s : s + self.chunk]]
+            vals.append(self._move_chunk(state, outs, incoming[s : s + self.chunk]))
         return torch.cat(vals) if vals else torch.zeros(0, device=self.device)
 
-    def _swap_chunk(self, h, hid, outs, ins) -> torch.Tensor:
+    def _move_chunk(self, state, outs: torch.Tensor, ins: torch.Tensor) -> torch.Tensor:
+        h, hid, s = state
         m = len(ins)
-        col_out = self._columns(outs)  # [m, n] change that was applied for the outgoing peak
-        col_in = self._columns(ins)
-        k_out, k_in = self.peak_chrom[outs], self.peak_chrom[ins]
-        # chromosome slices before the swap, then the two updates (same chromosome allowed)
-        h_out = h[:, k_out, :].transpose(0, 1) - col_out[:, :, None] * self.delta[outs][:, None, :]
-        same = (k_out == k_in)[:, None, None]
-        h_in_base = torch.where(same, h_out, h[:, k_in, :].transpose(0, 1))
-        h_in = h_in_base + col_in[:, :, None] * self.delta[ins][:, None, :]
+        peaks = torch.cat([outs, ins], dim=1)  # [m, q]: every peak the move changes
+        signs = torch.cat([-torch.ones_like(outs), torch.ones_like(ins)], 1).to(h.dtype)
+        change = signs[..., None] * self._columns(peaks)  # [m, q, n]
+        chroms = self.peak_chrom[peaks]  # [m, q]
+        contrib = change[..., None] * self.delta[peaks][:, :, None, :]  # [m, q, n, e]
+        same = (chroms[:, :, None] == chroms[:, None, :]).to(h.dtype)  # [m, q, q]
+        # each touched chromosome's sums after all of the move's changes on it
+        h_slot = h.permute(1, 0, 2)[chroms] + torch.einsum("mqr,mrne->mqne", same, contrib)
         hid_new = hid.unsqueeze(0).expand(m, *hid.shape).clone()  # [m, n, K, c]
         ar = torch.arange(m, device=self.device)
-        hid_new[ar, :, k_out, :] = self._chrom_layer_one(h_out, k_out)
-        hid_new[ar, :, k_in, :] = self._chrom_layer_one(h_in, k_in)
-        return self._objective_from_hidden(hid_new)
+        for q in range(peaks.shape[1]):
+            hid_new[ar, :, chroms[:, q], :] = self._chrom_layer_one(h_slot[:, q], chroms[:, q])
+        s_new = None
+        if s is not None:
+            s_new = s + torch.einsum("mqn,mqte->mnte", change, self._window_emb(peaks))
+        return self._objective(hid_new, s_new)
 
     def _chrom_layer_one(self, h_k: torch.Tensor, chroms: torch.Tensor) -> torch.Tensor:
         """Per-chromosome layer of ``h_k [m, n, e]`` where slice ``m`` lies on ``chroms[m]``."""
@@ -195,10 +287,58 @@ class EmbeddingSumProblem(SubsetProblem):
         h = torch.einsum("mne,meh->mnh", h, enc.chrom_weight[chroms])
         return F.gelu(h + enc.chrom_bias[chroms][:, None, :])
 
+    def interacting_features(self) -> torch.Tensor:
+        """The target genes' window peaks (the cis heads make them interact)."""
+        return self.win_peaks.cpu() if self.cis else super().interacting_features()
+
+    @torch.no_grad()
+    def pair_effects(
+        self, selection: torch.Tensor, features: torch.Tensor, signs: torch.Tensor
+    ) -> torch.Tensor:
+        """Objective change of applying two features' changes together (diagonal: alone).
+
+        With the cis surrogate the change through the target genes' heads is computed
+        exactly for every pair (the window sums of all cells move by ``u_a C_a + u_b C_b``
+        with the cell state held at the current selection's), and the change through the
+        shared latent to first order: the binary interaction ``f(ab) - f(a) - f(b) + f(0)``
+        of OR and AND peaks is exactly what a first- or second-order expansion misses when
+        a head saturates. Without cis heads this is the first-order estimate.
+        """
+        if not self.cis or not len(features):
+            return super().pair_effects(selection, features, signs)
+        features, signs = features.to(self.device), signs.to(self.device).to(torch.float32)
+        d_shared, _ = self._first_order_parts(selection)
+        lin = d_shared[features] * signs
+        _, hid, s = self._state(selection)
+        cis = self.module.cis
+        z = self.enc.latent(hid)
+        a0 = cis.pre_activation(s, z, self.genes)  # [n, T, H]
+        rest = cis(s, z, self.genes) - (F.gelu(a0) * cis.w2[self.genes]).sum(-1)  # [n, T]
+        u = self._columns(features).T * signs  # [n, F] signed changes
+        proj = torch.einsum("fte,the->fth", self._window_emb(features), cis.w1_cis(self.genes))
+        w2 = cis.w2[self.genes]  # [T, H]
+
+        def objective(pre: torch.Tensor) -> torch.Tensor:  # pre: [n, ..., T, H]
+            y = (F.gelu(pre) * w2).sum(-1)
+            y = y + rest.reshape(rest.shape[0], *([1] * (y.ndim - 2)), rest.shape[1])
+            return self.sign * (y.clamp(min=0).mean(0) / self.base).mean(-1)
+
+        f0 = objective(a0)
+        single = a0[:, None] + u[:, :, None, None] * proj[None]  # [n, F, T, H]
+        e = torch.empty(len(features), len(features), device=self.device)
+        step = max(1, int(2**24 // max(1, u.shape[0] * len(features) * a0[0].numel())))
+        for i in range(0, len(features), step):
+            both = single[:, i : i + step, None] + (u[:, None, :, None, None] * proj[None, None])
+            e[i : i + step] = objective(both) - f0
+        e.diagonal().copy_(objective(single) - f0)
+        e += lin[:, None] + lin[None, :]
+        e.diagonal().sub_(lin)
+        return e.cpu()
+
     @torch.no_grad()
     def per_cell(self, selection: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Predicted expression ``[n, n_genes]`` before and after perturbing ``selection``."""
-        before = self.module.expression_from_latent(self.enc.latent(self.hid0), self.genes)
-        self.pooled(selection)
-        after = self.module.expression_from_latent(self.enc.latent(self._cache[1]), self.genes)
+        before = self._expression(self.hid0, self.s0)
+        _, hid, s = self._state(selection)
+        after = self._expression(hid, s)
         return before.cpu().numpy(), after.cpu().numpy()

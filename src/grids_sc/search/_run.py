@@ -56,12 +56,15 @@ def run_search(
     seed: int = 0,
     validation: SubsetProblem | None = None,
     callback=None,
+    moves: str = "single",
+    pair_pool: int = 64,
 ) -> SearchResult:
     """Minimise ``problem`` over selections of ``size`` features.
 
     Restart 0 starts from the top first-order features; each further restart from a random
     ``size`` of the top ``4 * size`` (seeded). The best restart is chosen on ``validation``
-    when given (held-out cells), else on the search objective.
+    when given (held-out cells), else on the search objective. ``moves`` and ``pair_pool``
+    are passed to :class:`~grids_sc.search.GridsOptimizer`.
     """
     n = problem.n_features
     cand = torch.ones(n, dtype=torch.bool) if candidates is None else candidates.bool().cpu()
@@ -73,7 +76,9 @@ def run_search(
     sels, traces, scores, steps = [], [], [], []
     for r in range(restarts):
         sel = initial_selection(d0, cand, size, rng if r > 0 else None)
-        opt = GridsOptimizer([sel], problem, cand, n_candidates=n_candidates)
+        opt = GridsOptimizer(
+            [sel], problem, cand, n_candidates=n_candidates, moves=moves, pair_pool=pair_pool
+        )
         for _ in range(n_steps):
             opt.step()
             if callback is not None:

@@ -2,7 +2,15 @@
 
 from ._explain import explain
 from ._fidelity import surrogate_fidelity
+from ._interventional import interventional_fidelity
 from ._predict import predict_expression
 from ._surrogate import fit_surrogate, get_surrogate
 
-__all__ = ["explain", "fit_surrogate", "get_surrogate", "predict_expression", "surrogate_fidelity"]
+__all__ = [
+    "explain",
+    "fit_surrogate",
+    "get_surrogate",
+    "interventional_fidelity",
+    "predict_expression",
+    "surrogate_fidelity",
+]

@@ -21,6 +21,7 @@ from ._windows import gene_coordinates, peak_coordinates, window_mask
 MIN_GROUP_CELLS = 10
 PERTURB = {"close": 0.0, "open": 1.0}
 DIRECTION = {"down": 1.0, "up": -1.0}
+MOVES = ("pair", "single")
 
 
 @dataclass
@@ -109,6 +110,7 @@ def explain(
     n_steps: int = 500,
     window: int | None = None,
     restarts: int = 1,
+    moves: str = "pair",
     split_seed: int = 2023,
     device: str = "auto",
     seed: int = 0,
@@ -154,6 +156,11 @@ def explain(
     restarts
         Searches from different starts; the best on validation cells is kept and each peak's
         selection frequency is reported as its confidence.
+    moves
+        ``"pair"``: each step also tries replacing two selected peaks by two new ones, scored
+        by the second-order interaction of the peaks in the surrogate, so redundant (OR)
+        peaks that matter only together are found. ``"single"``: one swap per step, the
+        paper's coordinate descent.
     split_seed
         Seed of the search/validation/test split of each group (2023 as in the paper).
     device
@@ -185,6 +192,8 @@ def explain(
         raise ValueError(f"direction must be one of {list(DIRECTION)}, got {direction!r}")
     if not isinstance(L, (int, np.integer)) or L < 1:
         raise ValueError(f"L must be a positive integer, got {L!r}")
+    if moves not in MOVES:
+        raise ValueError(f"moves must be one of {list(MOVES)}, got {moves!r}")
     if n_candidates < 1 or n_steps < 0 or restarts < 1:
         raise ValueError("n_candidates and restarts must be at least 1, n_steps at least 0")
     fitted = get_surrogate(mdata, key, check_genes=False)
@@ -229,6 +238,7 @@ def explain(
         "n_steps": int(n_steps),
         "window": -1 if window is None else int(window),
         "restarts": int(restarts),
+        "moves": moves,
         "split_seed": int(split_seed),
         "seed": int(seed),
         "groupby": groupby or "",
@@ -296,6 +306,7 @@ def _run_task(task: _Task, module, x_all, mask, gene_pos, peak_names, settings, 
         restarts=settings["restarts"],
         seed=settings["seed"],
         validation=probs.get("validation"),
+        moves=settings["moves"],
     )
     sel = torch.from_numpy(res.selection)
     train = probs["train"]

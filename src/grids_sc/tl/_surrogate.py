@@ -11,6 +11,7 @@ from mudata import MuData
 from .._device import resolve_device
 from .._validate import check_paired
 from ..model import (
+    PHASES,
     CisConfig,
     CisSurrogate,
     CisTrainConfig,
@@ -49,7 +50,7 @@ def fit_surrogate(
     hidden: int = 128,
     dropout: float = 0.1,
     cis_window: int = 250_000,
-    cis_peaks: int | None = 64,
+    cis_peaks: int | None = 16,
     cis_dim: int = 8,
     cis_hidden: int = 16,
     max_epochs: int = 60,
@@ -185,7 +186,17 @@ def fit_surrogate(
         else:
             module = base = Surrogate(arch, torch.from_numpy(peak_chrom))
     history = fit_surrogate_module(
-        base, x, y, groups, train_idx, val_idx, train, device=dev, seed=seed, progress=progress
+        base,
+        x,
+        y,
+        groups,
+        train_idx,
+        val_idx,
+        train,
+        device=dev,
+        seed=seed,
+        progress=progress,
+        phases=("atac",) if model == "cis" else PHASES,
     )
     if cis_train is not None:
         history["cis"] = fit_cis_heads(
