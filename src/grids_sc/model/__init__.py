@@ -6,7 +6,7 @@ Nothing here knows about AnnData; :mod:`grids_sc.tl` moves data in and out.
 from ._atac import AtacDecoder, SparseAtacEncoder, atac_reconstruction_loss, focal_bce
 from ._batch import AtacBatch, make_batch
 from ._cis import CisConfig, CisHeads, CisSurrogate
-from ._cis_train import CisTrainConfig, fit_cis_heads
+from ._cis_train import CisTrainConfig, fit_cis_heads, shared_latent
 from ._predict import predict_expression
 from ._record import surrogate_from_record, surrogate_to_record
 from ._surrogate import RnaDecoder, Surrogate, SurrogateConfig
@@ -27,6 +27,7 @@ __all__ = [
     "TrainConfig",
     "atac_reconstruction_loss",
     "fit_cis_heads",
+    "shared_latent",
     "fit_surrogate_module",
     "focal_bce",
     "make_batch",

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ._batch import make_batch
 from ._cis import CisSurrogate
+from ._surrogate import Surrogate
 from ._train import make_adamw
 
 
@@ -63,7 +64,10 @@ def window_matrix(x: sp.csr_matrix, pair_peak: np.ndarray) -> sp.csr_matrix:
 
 @torch.no_grad()
 def shared_latent(
-    module: CisSurrogate, x: sp.csr_matrix, device: torch.device, batch_size: int = 1024
+    module: CisSurrogate | Surrogate,
+    x: sp.csr_matrix,
+    device: torch.device,
+    batch_size: int = 1024,
 ) -> torch.Tensor:
     """ATAC latent ``z`` of every cell under the (frozen) shared encoder."""
     module.eval()

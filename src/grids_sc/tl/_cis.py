@@ -9,21 +9,11 @@ from anndata import AnnData
 from ._windows import peak_coordinates, window_pairs
 
 
-def cis_pairs(
-    a_rna: AnnData,
-    a_atac: AnnData,
-    x: sp.csr_matrix,
-    y: np.ndarray,
-    train_idx: np.ndarray,
-    *,
-    window: int,
-    max_peaks: int | None,
-    rna: str,
-    atac: str,
+def cis_windows(
+    a_rna: AnnData, a_atac: AnnData, *, window: int, max_peaks: int | None, rna: str, atac: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(gene, peak) pairs for the cis heads: peaks within ``window`` bp of each gene body,
-    at most ``max_peaks`` per gene, keeping those with the largest absolute Pearson
-    correlation with the gene on the training cells.
+    """All (gene, peak) pairs with the peak within ``window`` bp of the gene body, sorted by
+    gene; checks the settings and coordinates first.
     """
     if not {"chrom", "start", "end"} <= set(a_rna.var.columns):
         raise ValueError(
@@ -40,24 +30,64 @@ def cis_pairs(
             f"no peak of {atac!r} lies within {window} bp of any gene of {rna!r}: check that "
             "both use the same chromosome names and genome build"
         )
+    return pg, pp
+
+
+def screen_pairs(
+    pg: np.ndarray,
+    pp: np.ndarray,
+    x: sp.csr_matrix,
+    y: np.ndarray,
+    max_peaks: int | None,
+    covariates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep at most ``max_peaks`` window peaks per gene: those with the largest absolute
+    partial correlation with the gene given ``covariates`` (plus an intercept).
+
+    Parameters
+    ----------
+    pg, pp
+        (gene, peak) window pairs sorted by gene.
+    x, y
+        Accessibility ``[n, peaks]`` and expression ``[n, genes]`` of the screening cells.
+    max_peaks
+        Peaks kept per gene (``None``: all).
+    covariates
+        ``[n, k]`` cell-state covariates, e.g. the shared ATAC latent. A peak that is open in
+        the cell types where a gene is high correlates with the gene without regulating it;
+        given the cell state, only the within-state association is left, which is what a
+        cis-regulatory element shows. ``None``: plain Pearson correlation.
+
+    Notes
+    -----
+    With ``Q`` an orthonormal basis of ``[1, covariates]``, the residual of the gene is
+    ``y - Q Q^T y`` and, for a peak column ``x_j``, ``x_j^T y_res`` and
+    ``|x_j - Q Q^T x_j|^2 = |x_j|^2 - |Q^T x_j|^2`` need only sparse products: the screen is
+    O(nnz) in the peaks, never a dense residual matrix.
+    """
     if max_peaks is None:
         return pg, pp
-    xt = sp.csc_matrix(x[np.sort(train_idx)], dtype=np.float64)
-    yt = np.asarray(y[np.sort(train_idx)], dtype=np.float64)
-    n = xt.shape[0]
+    n = x.shape[0]
+    base = np.ones((n, 1))
+    if covariates is not None:
+        base = np.hstack([base, np.asarray(covariates, dtype=np.float64)])
+    q, _ = np.linalg.qr(base)
+    xt = sp.csc_matrix(x, dtype=np.float64)
+    yt = np.asarray(y, dtype=np.float64)
+    y_res = yt - q @ (q.T @ yt)  # [n, genes]
     keep = np.ones(len(pg), dtype=bool)
-    bounds = np.searchsorted(pg, np.arange(a_rna.n_vars + 1))
-    for g in range(a_rna.n_vars):
+    bounds = np.searchsorted(pg, np.arange(yt.shape[1] + 1))
+    for g in range(yt.shape[1]):
         lo, hi = bounds[g], bounds[g + 1]
         if hi - lo <= max_peaks:
             continue
-        peaks = pp[lo:hi]
-        xs = xt[:, peaks]
-        mx = np.asarray(xs.mean(0)).ravel()
-        sx = np.sqrt(np.maximum(np.asarray(xs.multiply(xs).mean(0)).ravel() - mx**2, 0))
-        yg = yt[:, g]
-        cov = xs.T @ yg / n - mx * yg.mean()
-        r = np.abs(cov) / np.maximum(sx * yg.std(), 1e-12)
+        xs = xt[:, pp[lo:hi]]
+        qx = np.asarray(xs.T @ q).T  # [k, W]
+        x_norm = np.asarray(xs.multiply(xs).sum(0)).ravel() - (qx**2).sum(0)
+        cov = xs.T @ y_res[:, g]
+        r = np.abs(cov) / np.maximum(
+            np.sqrt(np.maximum(x_norm, 0)) * np.linalg.norm(y_res[:, g]), 1e-12
+        )
         top = np.argsort(-r, kind="stable")[:max_peaks]
         drop = np.ones(hi - lo, dtype=bool)
         drop[top] = False

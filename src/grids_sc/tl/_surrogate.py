@@ -20,10 +20,11 @@ from ..model import (
     TrainConfig,
     fit_cis_heads,
     fit_surrogate_module,
+    shared_latent,
     surrogate_from_record,
     surrogate_to_record,
 )
-from ._cis import cis_pairs
+from ._cis import cis_windows, screen_pairs
 from ._inputs import atac_binary, group_codes, obs_column, peak_chromosomes, rna_values, split_cells
 
 MODELS = ("grids", "cis")
@@ -102,7 +103,9 @@ def fit_surrogate(
         ``model="cis"``: peaks within this many bp of a gene body are in its window.
     cis_peaks
         ``model="cis"``: keep at most this many window peaks per gene, those most
-        correlated (absolute Pearson on the training cells) with the gene; ``None``: all.
+        associated with the gene on the training cells given the cell state (absolute
+        partial correlation given the fitted shared ATAC latent, so peaks that merely mark
+        the cell types where the gene is high are not taken for its CREs); ``None``: all.
     cis_dim, cis_hidden
         ``model="cis"``: size of the per-gene peak embeddings and hidden layer.
     max_epochs, batch_size, lr, weight_decay, patience
@@ -168,41 +171,43 @@ def fit_surrogate(
         patience=patience,
     )
     train_idx, val_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
+    windows = None
+    if model == "cis":  # check coordinates and settings before any fitting
+        windows = cis_windows(
+            a_rna, a_atac, window=cis_window, max_peaks=cis_peaks, rna=rna, atac=atac
+        )
     cis_train = None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if model == "cis":
-            pg, pp = cis_pairs(
-                a_rna, a_atac, x, y, train_idx,
-                window=cis_window, max_peaks=cis_peaks, rna=rna, atac=atac,
-            )  # fmt: skip
+        module = base = Surrogate(arch, torch.from_numpy(peak_chrom))
+        history = fit_surrogate_module(
+            base,
+            x,
+            y,
+            groups,
+            train_idx,
+            val_idx,
+            train,
+            device=dev,
+            seed=seed,
+            progress=progress,
+            phases=("atac",) if model == "cis" else PHASES,
+        )
+        if windows is not None:
+            # screen each gene's window given the cell state (the shared latent)
+            z = shared_latent(base, x[train_idx], dev).cpu().numpy()
+            pg, pp = screen_pairs(*windows, x[train_idx], y[train_idx], cis_peaks, z)
             cis_cfg = CisConfig(cis_dim=cis_dim, cis_hidden=cis_hidden)
             module = CisSurrogate(
                 arch, cis_cfg, torch.from_numpy(peak_chrom), torch.from_numpy(pg),
                 torch.from_numpy(pp),
             )  # fmt: skip
-            base = module.base
+            module.base.load_state_dict(base.state_dict())
             cis_train = CisTrainConfig(batch_size=batch_size)
-        else:
-            module = base = Surrogate(arch, torch.from_numpy(peak_chrom))
-    history = fit_surrogate_module(
-        base,
-        x,
-        y,
-        groups,
-        train_idx,
-        val_idx,
-        train,
-        device=dev,
-        seed=seed,
-        progress=progress,
-        phases=("atac",) if model == "cis" else PHASES,
-    )
-    if cis_train is not None:
-        history["cis"] = fit_cis_heads(
-            module, x, y, train_idx, val_idx, cis_train, device=dev, seed=seed,
-            progress=progress,
-        )  # fmt: skip
+            history["cis"] = fit_cis_heads(
+                module, x, y, train_idx, val_idx, cis_train, device=dev, seed=seed,
+                progress=progress,
+            )  # fmt: skip
     record = surrogate_to_record(module)
     obs = a_rna.obs_names.to_numpy().astype(str)
     entry = {
