@@ -153,6 +153,8 @@ class EmbeddingSumProblem(SubsetProblem):
         self.base = base.clamp(min=1e-6)
         self._cache_key: tuple | None = None
         self._cache: tuple | None = None
+        self._grad_key: tuple | None = None
+        self._grad: tuple | None = None
 
     def _window_table(self) -> None:
         """Per-peak window embeddings of the target genes: ``win_emb[slot[j]]`` is
@@ -229,8 +231,12 @@ class EmbeddingSumProblem(SubsetProblem):
         return d_shared if d_cis is None else d_shared + d_cis
 
     def _first_order_parts(self, selection: torch.Tensor):
-        """``d_j`` through the shared latent, and through the window sums (or ``None``)."""
+        """``d_j`` through the shared latent, and through the window sums (or ``None``);
+        cached for the last selection (a pair step asks twice).
+        """
         h, _, s = self._state(selection)
+        if self._grad_key == self._cache_key and self._grad is not None:
+            return self._grad
         h = h.detach().requires_grad_(True)
         inputs = [h] if s is None else [h, s.detach().requires_grad_(True)]
         with torch.enable_grad():
@@ -240,13 +246,14 @@ class EmbeddingSumProblem(SubsetProblem):
         m = (self.by_peak @ grad.reshape(-1, grad.shape[-1])).detach()  # sum_c x_cj G_c,k(j)
         total = grad.sum(0).detach()  # [K, e]
         d = (self.delta * (self.p * total[self.peak_chrom] - m)).sum(-1)
-        if not self.cis:
-            return d, None
-        d_cis = torch.zeros_like(d)
-        if len(self.win_peaks):
-            v = torch.einsum("cte,ute->cu", grads[1].detach(), self.win_emb)  # [n, U]
-            d_cis[self.win_peaks] = (self._columns(self.win_peaks).T * v).sum(0)
-        return d, d_cis
+        d_cis = None
+        if self.cis:
+            d_cis = torch.zeros_like(d)
+            if len(self.win_peaks):
+                v = torch.einsum("cte,ute->cu", grads[1].detach(), self.win_emb)  # [n, U]
+                d_cis[self.win_peaks] = (self._columns(self.win_peaks).T * v).sum(0)
+        self._grad_key, self._grad = self._cache_key, (d, d_cis)
+        return self._grad
 
     @torch.no_grad()
     def move_values(self, selection, out_pos, incoming) -> torch.Tensor:
