@@ -165,7 +165,7 @@ class CisHeads(nn.Module):
         within = torch.arange(entry.numel(), device=dev) - first
         pair_sel = order[start[entry] + within]  # position within `pairs`
         rows = batch.rows[entry]
-        vals = self.emb[pairs[pair_sel]] * batch.weights[entry].unsqueeze(-1)
+        vals = torch.index_select(self.emb, 0, pairs[pair_sel]) * batch.weights[entry].unsqueeze(-1)
         flat = torch.zeros(batch.n_cells * n_out, s.shape[-1], dtype=vals.dtype, device=dev)
         flat = flat.index_add(0, rows * n_out + local[pair_sel], vals)
         return s + flat.view(batch.n_cells, n_out, -1)

@@ -88,7 +88,11 @@ def _pool_rows(module: CisSurrogate, w: sp.csr_matrix, idx: np.ndarray, device) 
     vals = torch.from_numpy(sub.data.astype(np.float32)).to(device)
     n_g = cis.n_genes
     flat = torch.zeros(len(idx) * n_g, cis.config.cis_dim, device=device)
-    flat = flat.index_add(0, rows * n_g + cis.pair_gene[cols], cis.emb[cols] * vals[:, None])
+    # index_select rather than emb[cols]: its backward (index_add) is deterministic on CPU,
+    # the backward of advanced indexing (index_put with accumulate) is not
+    flat = flat.index_add(
+        0, rows * n_g + cis.pair_gene[cols], torch.index_select(cis.emb, 0, cols) * vals[:, None]
+    )
     return cis.offset + flat.view(len(idx), n_g, -1)
 
 

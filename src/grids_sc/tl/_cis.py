@@ -17,8 +17,9 @@ def cis_windows(
     """
     if not {"chrom", "start", "end"} <= set(a_rna.var.columns):
         raise ValueError(
-            f"model='cis' needs gene coordinates: RNA modality {rna!r} has no var "
-            "chrom/start/end; add them with grids.pp.annotate_genes()"
+            f"model='cis' (the default) needs gene coordinates: RNA modality {rna!r} has no "
+            "var chrom/start/end; add them with grids.pp.annotate_genes() (same genome "
+            "build as the peaks), or fit the paper's architecture with model='grids'"
         )
     if window < 0:
         raise ValueError(f"cis_window must be at least 0, got {window}")

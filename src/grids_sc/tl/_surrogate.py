@@ -44,7 +44,7 @@ def fit_surrogate(
     layer: str | None = None,
     rna_layer: str | None = None,
     rna_transform: str = "auto",
-    model: str = "grids",
+    model: str = "cis",
     n_latent: int = 32,
     emb_dim: int = 32,
     chrom_hidden: int = 32,
@@ -96,7 +96,11 @@ def fit_surrogate(
         gets its own small head over the peaks of its window (per-gene peak embeddings
         summed, then a two-layer network with the cell state), which can learn redundant
         (OR) and cooperative (AND) peaks; each gene's head stops early on its own. Needs
-        gene coordinates in the RNA ``var``.
+        gene coordinates in the RNA ``var`` (``grids.pp.annotate_genes``) in the genome
+        build of the peaks. ``"cis"`` is the default: on simulated data with known effects
+        its predicted knock-out effects have slope 1.0 against the truth (the paper's
+        architecture: 0.24) and its held-out accuracy beats ridge's; on the PBMC tiles the
+        two architectures are equally accurate (``benchmarks/bench_fidelity.py``).
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
     cis_window
