@@ -196,6 +196,49 @@ def explain(
         raise ValueError(f"moves must be one of {list(MOVES)}, got {moves!r}")
     if n_candidates < 1 or n_steps < 0 or restarts < 1:
         raise ValueError("n_candidates and restarts must be at least 1, n_steps at least 0")
+    plan = _plan(mdata, gene, L, groupby, groups, key, window, key_added, "grids")
+    dev = resolve_device(device)
+    settings = {
+        "L": int(L),
+        "perturb": perturb,
+        "direction": direction,
+        "n_candidates": int(n_candidates),
+        "n_steps": int(n_steps),
+        "window": -1 if window is None else int(window),
+        "restarts": int(restarts),
+        "moves": moves,
+        "split_seed": int(split_seed),
+        "seed": int(seed),
+        "groupby": groupby or "",
+        "surrogate": key,
+        "method": "grids",
+    }
+
+    # ---- run -----------------------------------------------------------------------------------
+    results = []
+    bar = tqdm(plan.tasks, desc="explain", disable=not progress or len(plan.tasks) < 2)
+    for task in bar:
+        bar.set_postfix(gene=task.name, group=task.group)
+        results.append(_run_task(task, plan, settings, dev))
+    return _write(mdata, plan, results, copy)
+
+
+@dataclass
+class _Plan:
+    """Everything a run over (gene, group) tasks needs, validated before anything runs."""
+
+    fitted: object  # FittedSurrogate
+    rna: str
+    atac: str
+    tasks: list[_Task]
+    masks: dict[str, np.ndarray]  # candidate peaks per gene (set) name
+    x_all: object  # CSR accessibility of all cells
+    gene_pos: dict[str, int]
+    peak_names: np.ndarray
+
+
+def _plan(mdata, gene, L, groupby, groups, key, window, key_added, prefix) -> _Plan:
+    """Check the inputs and list the (gene, group) tasks of an explain or attribute run."""
     fitted = get_surrogate(mdata, key, check_genes=False)
     data_cfg = fitted.entry["config"]["data"]
     rna, atac = str(data_cfg["rna"]), str(data_cfg["atac"])
@@ -223,45 +266,28 @@ def explain(
     for name, genes in specs:
         for gname, cells in group_list:
             if key_added is None:
-                k = f"grids_{name}_{gname}"
+                k = f"{prefix}_{name}_{gname}"
             else:
                 k = f"{key_added}_{name}_{gname}" if many else key_added
             tasks.append(_Task(name, genes, gname, cells, _sanitize(k)))
-    dev = resolve_device(device)
-    gene_pos = {g: i for i, g in enumerate(fitted.genes)}
-    peak_names = mdata.mod[atac].var_names.to_numpy().astype(str)
-    settings = {
-        "L": int(L),
-        "perturb": perturb,
-        "direction": direction,
-        "n_candidates": int(n_candidates),
-        "n_steps": int(n_steps),
-        "window": -1 if window is None else int(window),
-        "restarts": int(restarts),
-        "moves": moves,
-        "split_seed": int(split_seed),
-        "seed": int(seed),
-        "groupby": groupby or "",
-        "surrogate": key,
-        "method": "grids",
-    }
+    return _Plan(
+        fitted,
+        rna,
+        atac,
+        tasks,
+        masks,
+        x_all,
+        {g: i for i, g in enumerate(fitted.genes)},
+        mdata.mod[atac].var_names.to_numpy().astype(str),
+    )
 
-    # ---- run -----------------------------------------------------------------------------------
-    results = []
-    bar = tqdm(tasks, desc="explain", disable=not progress or len(tasks) < 2)
-    for task in bar:
-        bar.set_postfix(gene=task.name, group=task.group)
-        results.append(
-            _run_task(
-                task, fitted.module, x_all, masks[task.name], gene_pos, peak_names, settings, dev
-            )
-        )
 
-    # ---- write -------------------------------------------------------------------------------
+def _write(mdata, plan: _Plan, results, copy: bool):
+    """Store each task's record and ``.var`` columns (in ``mdata`` or a copy)."""
     target = mdata.copy() if copy else mdata
-    var = target.mod[atac].var
+    var = target.mod[plan.atac].var
     store = target.uns.setdefault("grids", {}).setdefault("explain", {})
-    for task, (record, columns) in zip(tasks, results):
+    for task, (record, columns) in zip(plan.tasks, results):
         store[task.key] = record
         for col, values in columns.items():
             var[f"{task.key}_{col}"] = values
@@ -286,21 +312,28 @@ def _delta_stats(before: np.ndarray, after: np.ndarray) -> dict:
     }
 
 
-def _run_task(task: _Task, module, x_all, mask, gene_pos, peak_names, settings, dev):
+def _problems(task: _Task, plan: _Plan, settings: dict, dev) -> tuple[dict, dict]:
+    """The group's search/validation/test cells and a problem on each (a split may be empty)."""
     split = split_cells(len(task.cells), None, settings["split_seed"])
     cells = {s: task.cells[split == i] for i, s in enumerate(("train", "validation", "test"))}
-    genes = np.asarray([gene_pos[g] for g in task.genes])
+    genes = np.asarray([plan.gene_pos[g] for g in task.genes])
     p, sign = PERTURB[settings["perturb"]], DIRECTION[settings["direction"]]
+    module = plan.fitted.module
     probs = {
-        s: EmbeddingSumProblem(module, x_all[c], genes, p, sign, dev)
+        s: EmbeddingSumProblem(module, plan.x_all[c], genes, p, sign, dev)
         for s, c in cells.items()
         if len(c)
     }
-    cand = torch.from_numpy(mask)
+    return cells, probs
+
+
+def _run_task(task: _Task, plan: _Plan, settings: dict, dev):
+    cells, probs = _problems(task, plan, settings, dev)
+    mask = plan.masks[task.name]
     res = run_search(
         probs["train"],
         settings["L"],
-        candidates=cand,
+        candidates=torch.from_numpy(mask),
         n_candidates=settings["n_candidates"],
         n_steps=settings["n_steps"],
         restarts=settings["restarts"],
@@ -309,10 +342,44 @@ def _run_task(task: _Task, module, x_all, mask, gene_pos, peak_names, settings, 
         moves=settings["moves"],
     )
     sel = torch.from_numpy(res.selection)
+    sign = DIRECTION[settings["direction"]]
+    d_final = probs["train"].first_order(sel).cpu().numpy()
+    score = np.where(mask, -d_final, np.nan)
+    width = max(len(t) for t in res.traces)
+    traces = np.full((len(res.traces), width), np.nan)
+    for i, t in enumerate(res.traces):
+        traces[i, : len(t)] = sign * t - 1.0  # relative change of mean expression
+    extra = {
+        "trace": traces[res.best_restart][: len(res.traces[res.best_restart])],
+        "restart_traces": traces,
+        "restart_scores": res.restart_scores,
+        "best_restart": int(res.best_restart),
+    }
+    return selection_record(
+        task, plan, res.selection, score, cells, probs, settings, extra, res.frequency
+    )
+
+
+def selection_record(
+    task: _Task,
+    plan: _Plan,
+    selection: np.ndarray,
+    score: np.ndarray,
+    cells: dict,
+    probs: dict,
+    settings: dict,
+    extra: dict,
+    frequency: np.ndarray | None = None,
+) -> tuple[dict, dict]:
+    """The stored record and ``.var`` columns of a selection, the same for every method:
+    Avg/Rel Δ on search and test cells, per-cell predictions, and each selected peak's
+    effect alone and loss of effect when only it is restored (on the search cells).
+    """
+    sel = torch.from_numpy(np.asarray(selection, dtype=np.int64))
     train = probs["train"]
+    to_rel = DIRECTION[settings["direction"]]  # objective = sign * mean relative expression
     base_value = train.value(torch.empty(0, dtype=torch.long))
     full_value = train.value(sel)
-    to_rel = sign  # objective = sign * mean relative expression: Δrel = sign * Δvalue
     alone = np.array([to_rel * (train.value(sel[[i]]) - base_value) for i in range(len(sel))])
     keep = [torch.cat([sel[:i], sel[i + 1 :]]) for i in range(len(sel))]
     restored = np.array([to_rel * (train.value(k) - full_value) for k in keep])
@@ -322,8 +389,7 @@ def _run_task(task: _Task, module, x_all, mask, gene_pos, peak_names, settings, 
         if s not in probs:
             continue
         before, after = probs[s].per_cell(sel)
-        stats = _delta_stats(before, after)
-        for k, v in stats.items():
+        for k, v in _delta_stats(before, after).items():
             delta[f"{k}_{s}"] = v
         per_cell["cell"].append(cells[s])
         per_cell["split"].append(np.full(len(cells[s]), s))
@@ -332,36 +398,31 @@ def _run_task(task: _Task, module, x_all, mask, gene_pos, peak_names, settings, 
     per_cell = {k: np.concatenate(v) for k, v in per_cell.items()}
     per_cell["cell"] = per_cell["cell"].astype(np.int64)
 
-    d_final = train.first_order(sel).cpu().numpy()
-    score = np.where(mask, -d_final, np.nan)
+    mask = plan.masks[task.name]
     rank = np.zeros(len(mask), dtype=np.int64)
-    rank[res.selection] = np.arange(1, len(res.selection) + 1)
+    rank[sel.numpy()] = np.arange(1, len(sel) + 1)
     columns = {"selected": rank > 0, "rank": rank, "score": score.astype(np.float64)}
-    if settings["restarts"] > 1:
-        columns["frequency"] = res.frequency
-    width = max(len(t) for t in res.traces)
-    traces = np.full((len(res.traces), width), np.nan)
-    for i, t in enumerate(res.traces):
-        traces[i, : len(t)] = to_rel * t - 1.0  # relative change of mean expression
+    if frequency is not None and settings.get("restarts", 1) > 1:
+        columns["frequency"] = frequency
+    names = plan.peak_names
+    per_peak = {
+        "peak": names[sel.numpy()],
+        "rank": np.arange(1, len(sel) + 1),
+        "alone": alone,
+        "restored": restored,
+    }
+    if frequency is not None:
+        per_peak["frequency"] = frequency[sel.numpy()]
     record = {
         "gene": np.asarray(task.genes, dtype=str),
         "name": task.name,
         "group": task.group,
-        "selected": peak_names[res.selection],
-        "selected_index": res.selection.astype(np.int64),
-        "trace": traces[res.best_restart][: len(res.traces[res.best_restart])],
-        "restart_traces": traces,
-        "restart_scores": res.restart_scores,
-        "best_restart": int(res.best_restart),
+        "selected": names[sel.numpy()],
+        "selected_index": sel.numpy().astype(np.int64),
+        **extra,
         "delta": delta,
         "per_cell": per_cell,
-        "per_peak": {
-            "peak": peak_names[res.selection],
-            "rank": np.arange(1, len(sel) + 1),
-            "alone": alone,
-            "restored": restored,
-            "frequency": res.frequency[res.selection],
-        },
+        "per_peak": per_peak,
         "n_candidates_in_window": int(mask.sum()),
         "settings": dict(settings),
     }
