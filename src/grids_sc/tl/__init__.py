@@ -1,5 +1,6 @@
 """Tools: fit the surrogate, predict expression, measure fidelity, explain genes by CRE subsets."""
 
+from ._attribute import attribute
 from ._explain import explain
 from ._fidelity import surrogate_fidelity
 from ._interventional import interventional_fidelity
@@ -7,6 +8,7 @@ from ._predict import predict_expression
 from ._surrogate import fit_surrogate, get_surrogate
 
 __all__ = [
+    "attribute",
     "explain",
     "fit_surrogate",
     "get_surrogate",
