@@ -1,6 +1,7 @@
 """Tools: fit the surrogate, predict expression, measure fidelity, explain genes by CRE subsets."""
 
 from ._attribute import attribute
+from ._evaluate import evaluate
 from ._explain import explain
 from ._fidelity import surrogate_fidelity
 from ._interventional import interventional_fidelity
@@ -9,6 +10,7 @@ from ._surrogate import fit_surrogate, get_surrogate
 
 __all__ = [
     "attribute",
+    "evaluate",
     "explain",
     "fit_surrogate",
     "get_surrogate",
