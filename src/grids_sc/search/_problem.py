@@ -187,7 +187,10 @@ class EmbeddingSumProblem(SubsetProblem):
         """Predicted expression of the target genes from chromosome hidden units (and window
         sums), any leading dimensions.
         """
-        z = self.enc.latent(hid)
+        return self._expression_z(self.enc.latent(hid), s)
+
+    def _expression_z(self, z: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        """Predicted expression of the target genes from the ATAC latent (and window sums)."""
         if self.cis:
             return self.module.expression_from_state(z, s, self.genes)
         return self.module.expression_from_latent(z, self.genes)
@@ -197,7 +200,7 @@ class EmbeddingSumProblem(SubsetProblem):
         return self._state(selection)[0]
 
     def _state(self, selection: torch.Tensor) -> tuple:
-        """``(h, hid, s)`` with the selected peaks perturbed (cached for the last selection)."""
+        """``(h, hid, s, z)`` with the selected peaks perturbed (cached for the last selection)."""
         sel = selection[selection >= 0].to(self.device)
         key = tuple(sorted(sel.tolist()))
         if self._cache_key == key and self._cache is not None:
@@ -210,20 +213,24 @@ class EmbeddingSumProblem(SubsetProblem):
             if s is not None:
                 s += torch.einsum("mn,mte->nte", cols, self._window_emb(sel))
         hid = self.enc.chrom_layer(h)
-        self._cache_key, self._cache = key, (h, hid, s)
+        self._cache_key, self._cache = key, (h, hid, s, self.enc.latent(hid))
         return self._cache
 
     def _objective(self, hid: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
         """Objective of hidden units ``[..., n, K, c]`` (leading dims kept)."""
-        y = self._expression(hid, s)
+        return self._objective_z(self.enc.latent(hid), s)
+
+    def _objective_z(self, z: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        """Objective of latents ``[..., n, n_latent]`` (leading dims kept)."""
+        y = self._expression_z(z, s)
         return self.sign * (y.mean(-2) / self.base).mean(-1)
 
     # -- interface --------------------------------------------------------------------------
     @torch.no_grad()
     def value(self, selection: torch.Tensor) -> float:
         """Objective with the selected peaks perturbed."""
-        _, hid, s = self._state(selection)
-        return float(self._objective(hid, s))
+        _, _, s, z = self._state(selection)
+        return float(self._objective_z(z, s))
 
     def first_order(self, selection: torch.Tensor) -> torch.Tensor:
         """First-order change ``d_j`` of perturbing each peak from its original state."""
@@ -234,7 +241,7 @@ class EmbeddingSumProblem(SubsetProblem):
         """``d_j`` through the shared latent, and through the window sums (or ``None``);
         cached for the last selection (a pair step asks twice).
         """
-        h, _, s = self._state(selection)
+        h, _, s, _ = self._state(selection)
         if self._grad_key == self._cache_key and self._grad is not None:
             return self._grad
         h = h.detach().requires_grad_(True)
@@ -267,8 +274,7 @@ class EmbeddingSumProblem(SubsetProblem):
         return torch.cat(vals) if vals else torch.zeros(0, device=self.device)
 
     def _move_chunk(self, state, outs: torch.Tensor, ins: torch.Tensor) -> torch.Tensor:
-        h, hid, s = state
-        m = len(ins)
+        h, hid, s, z = state
         peaks = torch.cat([outs, ins], dim=1)  # [m, q]: every peak the move changes
         signs = torch.cat([-torch.ones_like(outs), torch.ones_like(ins)], 1).to(h.dtype)
         change = signs[..., None] * self._columns(peaks)  # [m, q, n]
@@ -277,14 +283,18 @@ class EmbeddingSumProblem(SubsetProblem):
         same = (chroms[:, :, None] == chroms[:, None, :]).to(h.dtype)  # [m, q, q]
         # each touched chromosome's sums after all of the move's changes on it
         h_slot = h.permute(1, 0, 2)[chroms] + torch.einsum("mqr,mrne->mqne", same, contrib)
-        hid_new = hid.unsqueeze(0).expand(m, *hid.shape).clone()  # [m, n, K, c]
-        ar = torch.arange(m, device=self.device)
-        for q in range(peaks.shape[1]):
-            hid_new[ar, :, chroms[:, q], :] = self._chrom_layer_one(h_slot[:, q], chroms[:, q])
+        hid_slot = torch.stack(
+            [self._chrom_layer_one(h_slot[:, q], chroms[:, q]) for q in range(peaks.shape[1])], 1
+        )  # [m, q, n, c]
+        # the latent is linear in the hidden units: add each touched chromosome's change once
+        # (a chromosome touched by several peaks of a move is counted 1 / count per peak)
+        w_out = self.enc.out.weight.view(-1, self.enc.n_chrom, hid.shape[-1])  # [L, K, c]
+        d_hid = (hid_slot - hid.permute(1, 0, 2)[chroms]) / same.sum(-1)[..., None, None]
+        z_new = z + torch.einsum("mqnc,lmqc->mnl", d_hid, w_out[:, chroms])  # [m, n, L]
         s_new = None
         if s is not None:
             s_new = s + torch.einsum("mqn,mqte->mnte", change, self._window_emb(peaks))
-        return self._objective(hid_new, s_new)
+        return self._objective_z(z_new, s_new)
 
     def _chrom_layer_one(self, h_k: torch.Tensor, chroms: torch.Tensor) -> torch.Tensor:
         """Per-chromosome layer of ``h_k [m, n, e]`` where slice ``m`` lies on ``chroms[m]``."""
@@ -316,9 +326,28 @@ class EmbeddingSumProblem(SubsetProblem):
         features, signs = features.to(self.device), signs.to(self.device).to(torch.float32)
         d_shared, _ = self._first_order_parts(selection)
         lin = d_shared[features] * signs
-        _, hid, s = self._state(selection)
+        e = lin[:, None] + lin[None, :]
+        e.diagonal().copy_(lin)
+        # only window peaks move the heads; the others act through the shared part alone,
+        # so their pairs are additive and the exact head effects are needed among window peaks
+        wi = torch.nonzero(self.slot[features] >= 0).squeeze(1)
+        if len(wi):
+            ew = self._head_pair_effects(selection, features[wi], signs[wi])
+            c = torch.zeros(len(features), device=self.device)
+            c[wi] = ew.diagonal()
+            e += c[:, None] + c[None, :]
+            e.diagonal().sub_(c)
+            corr = ew - c[wi][:, None] - c[wi][None, :]
+            corr.diagonal().zero_()
+            e[wi[:, None], wi[None, :]] += corr
+        return e.cpu()
+
+    def _head_pair_effects(self, selection, features, signs) -> torch.Tensor:
+        """Exact change of the objective through the target genes' heads of applying two
+        window peaks' changes together (diagonal: alone), cell state held fixed.
+        """
+        _, _, s, z = self._state(selection)
         cis = self.module.cis
-        z = self.enc.latent(hid)
         a0 = cis.pre_activation(s, z, self.genes)  # [n, T, H]
         rest = cis(s, z, self.genes) - (F.gelu(a0) * cis.w2[self.genes]).sum(-1)  # [n, T]
         u = self._columns(features).T * signs  # [n, F] signed changes
@@ -338,14 +367,12 @@ class EmbeddingSumProblem(SubsetProblem):
             both = single[:, i : i + step, None] + (u[:, None, :, None, None] * proj[None, None])
             e[i : i + step] = objective(both) - f0
         e.diagonal().copy_(objective(single) - f0)
-        e += lin[:, None] + lin[None, :]
-        e.diagonal().sub_(lin)
-        return e.cpu()
+        return e
 
     @torch.no_grad()
     def per_cell(self, selection: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Predicted expression ``[n, n_genes]`` before and after perturbing ``selection``."""
         before = self._expression(self.hid0, self.s0)
-        _, hid, s = self._state(selection)
-        after = self._expression(hid, s)
+        _, _, s, z = self._state(selection)
+        after = self._expression_z(z, s)
         return before.cpu().numpy(), after.cpu().numpy()
