@@ -155,7 +155,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--model", default="grids", help="fit_surrogate(model=): grids or cis")
+    ap.add_argument("--model", default="cis", help="fit_surrogate(model=): cis or grids")
     ap.add_argument("--pieces", action="store_true", help="also measure pieces separately")
     ap.add_argument("--fidelity", action="store_true", help="also run surrogate_fidelity")
     args = ap.parse_args()

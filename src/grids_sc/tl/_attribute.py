@@ -96,7 +96,7 @@ def attribute(
         raise ValueError(f"direction must be one of {list(DIRECTION)}, got {direction!r}")
     if not isinstance(L, (int, np.integer)) or L < 1:
         raise ValueError(f"L must be a positive integer, got {L!r}")
-    if max_features < L:
+    if method in EXPENSIVE and max_features < L:
         raise ValueError(f"max_features ({max_features}) must be at least L ({L})")
     plan = _plan(mdata, gene, L, groupby, groups, key, window, key_added, method)
     dev = resolve_device(device)
