@@ -187,6 +187,7 @@ def main() -> None:
             m,
             model=args.model,
             max_epochs=args.max_epochs,
+            **({"cis_max_epochs": args.max_epochs} if args.model == "cis" else {}),
             batch_size=args.batch_size,
             progress=False,
             device="cpu",

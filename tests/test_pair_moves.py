@@ -120,3 +120,35 @@ def test_pair_move_indices_and_padding():
     assert sum(f in after for f in range(6)) == 2
     with pytest.raises(ValueError, match="moves"):
         GridsOptimizer([sel.clone()], prob, moves="triple")
+
+
+def test_dense_model_problem_is_exact_and_serves_the_optimizer():
+    from grids_sc.search import DenseModelProblem
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    x = (torch.rand(50, 30) < 0.5).float()
+
+    def score(v):
+        return model(v).squeeze(-1)
+
+    prob = DenseModelProblem(model, x, score, perturb_value=0.0)
+    sel = torch.tensor([1, 5, 9])
+    outs, ins = torch.tensor([[0], [2], [1]]), torch.tensor([[3], [7], [20]])
+    pair_outs, pair_ins = torch.tensor([[0, 1]]), torch.tensor([[11, 12]])
+    vals = torch.cat([prob.move_values(sel, outs, ins), prob.move_values(sel, pair_outs, pair_ins)])
+    expect = []
+    for o, i in [([0], [3]), ([2], [7]), ([1], [20]), ([0, 1], [11, 12])]:
+        s2 = sel.clone()
+        s2[o] = torch.tensor(i)
+        expect.append(prob.value(s2))
+    assert torch.allclose(vals, torch.tensor(expect), atol=1e-5)
+    # a linear model: the first-order change of perturbing a feature is exact
+    lin = torch.nn.Linear(30, 1)
+    lprob = DenseModelProblem(lin, x, lambda v: lin(v).squeeze(-1))
+    d = lprob.first_order(torch.empty(0, dtype=torch.long))
+    base = lprob.value(torch.empty(0, dtype=torch.long))
+    assert float(d[4]) == pytest.approx(lprob.value(torch.tensor([4])) - base, abs=1e-5)
+    res = run_search(prob, 4, n_steps=30, moves="pair")
+    sal = torch.argsort(prob.first_order(torch.empty(0, dtype=torch.long)))[:4]
+    assert res.value <= prob.value(sal) + 1e-6

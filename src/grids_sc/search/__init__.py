@@ -1,10 +1,12 @@
 """The GRIDS subset search: a torch optimizer over an index set and the problems it solves."""
 
+from ._dense import DenseModelProblem
 from ._optimizer import GridsOptimizer, initial_selection
 from ._problem import EmbeddingSumProblem, SubsetProblem
 from ._run import SearchResult, run_search
 
 __all__ = [
+    "DenseModelProblem",
     "EmbeddingSumProblem",
     "GridsOptimizer",
     "SearchResult",

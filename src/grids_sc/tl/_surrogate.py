@@ -54,6 +54,7 @@ def fit_surrogate(
     cis_peaks: int | None = 16,
     cis_dim: int = 8,
     cis_hidden: int = 16,
+    cis_max_epochs: int = 300,
     max_epochs: int = 60,
     batch_size: int = 256,
     lr: float = 2e-3,
@@ -112,6 +113,9 @@ def fit_surrogate(
         the cell types where the gene is high are not taken for its CREs); ``None``: all.
     cis_dim, cis_hidden
         ``model="cis"``: size of the per-gene peak embeddings and hidden layer.
+    cis_max_epochs
+        ``model="cis"``: most epochs of the heads' training (each gene stops early on its
+        own validation loss, usually well before).
     max_epochs, batch_size, lr, weight_decay, patience
         Training: most epochs per phase, cells per step, learning rate, AdamW weight decay,
         early-stopping patience.
@@ -136,6 +140,8 @@ def fit_surrogate(
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if cis_max_epochs < 1:
+        raise ValueError(f"cis_max_epochs must be at least 1, got {cis_max_epochs}")
     if not (0 < train_size < 1 and 0 < validation_size < 1 and train_size + validation_size < 1):
         raise ValueError("train_size and validation_size must be in (0, 1) and sum to less than 1")
     a_rna, a_atac = check_paired(mdata, rna, atac)
@@ -207,7 +213,7 @@ def fit_surrogate(
                 torch.from_numpy(pp),
             )  # fmt: skip
             module.base.load_state_dict(base.state_dict())
-            cis_train = CisTrainConfig(batch_size=batch_size)
+            cis_train = CisTrainConfig(batch_size=batch_size, max_epochs=cis_max_epochs)
             history["cis"] = fit_cis_heads(
                 module, x, y, train_idx, val_idx, cis_train, device=dev, seed=seed,
                 progress=progress,

@@ -1,0 +1,249 @@
+"""GRIDS against the baselines of ``grids.tl.attribute``: the paper's comparison, in parts.
+
+    python benchmarks/bench_methods.py pbmc [--methods ...] [--L 10 128] [--genes ...]
+    python benchmarks/bench_methods.py sim
+    python benchmarks/bench_methods.py a549
+    python benchmarks/bench_methods.py mnist
+
+- ``pbmc``: the shipped PBMC tiles; one surrogate (``groupby='celltype'``, seed 0); for each
+  gene x cell type with at least ``--min-cells`` cells and each L: GRIDS (``explain``) and
+  every method, all within 250 kb of the gene, scored by ``grids.tl.evaluate`` (held-out Avg Δ
+  and Rel Δ, HR/SHR, PCHi-C enrichment where SCARlink's table covers the gene and cell type).
+  Prints the per-(gene, cell type) Rel Δ table, the mean row per L, and the PCHi-C table.
+- ``sim``: ``synthetic_multiome`` with single, OR, AND and decoy units (3,000 cells, 1,500
+  peaks, 12 genes, seed 1); L = the gene's planted peaks; precision and recall of the planted
+  CREs by logic and the true relative effect (simulator truth) per method.
+- ``a549``: sci-CAR A549 (``../shared/data``), genome-wide peaks, the paper's architecture
+  (``model='grids'``: no hg19 gene bounds for the cis model), L=10 over all peaks, for a
+  panel of dexamethasone-responsive genes and the gene set of the 100 most variable genes.
+- ``mnist``: 5,000 digits from ``../shared/data``; a logistic classifier of 8 vs 3 on binarised
+  pixels; L=64 pixels to blank that flip held-out 8s to 3s: GRIDS (the same
+  ``GridsOptimizer`` over :class:`grids_sc.search.DenseModelProblem`) vs saliency vs SAGE.
+
+Everything is seeded. Expensive methods (``lime``, ``sage``, ``fimap``) can be left out with
+``--methods`` to split a long run into parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+import grids_sc as grids
+from grids_sc.attribution import METHODS
+
+FAST = {"lime": {"n_samples": 500}, "sage": {"n_permutations": 512}}
+COLS = ["avg_delta", "rel_delta"]
+
+
+def _run_methods(m, gene, methods, L, window, groupby=None, groups=None, **explain_kw) -> list:
+    keys = []
+    t = time.perf_counter()
+    key = f"grids_L{L}"
+    grids.tl.explain(
+        m, gene, L=L, groupby=groupby, groups=groups, window=window, key_added=key,
+        progress=False, **explain_kw,
+    )  # fmt: skip
+    keys.append((key, "grids", time.perf_counter() - t))
+    for method in methods:
+        t = time.perf_counter()
+        key = f"{method}_L{L}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            grids.tl.attribute(
+                m, gene, method, L=L, groupby=groupby, groups=groups, window=window,
+                key_added=key, progress=False, **FAST.get(method, {}),
+            )  # fmt: skip
+        keys.append((key, method, time.perf_counter() - t))
+    return keys
+
+
+def pbmc(args) -> None:
+    m = grids.datasets.pbmc10k_tiles()
+    grids.pp.binarize(m)
+    t = time.perf_counter()
+    grids.tl.fit_surrogate(m, groupby="celltype", seed=0, progress=False)
+    print(f"surrogate (cis) fit in {time.perf_counter() - t:.0f} s")
+    pchic = grids.datasets.pchic_support()
+    counts = m.obs["celltype"].astype(str).value_counts()
+    types = args.types or sorted(counts.index[counts >= args.min_cells])
+    genes = args.genes or list(m["rna"].var_names)
+    rows = []
+    for gene in genes:
+        for ctype in types:
+            for L in args.L:
+                keys = _run_methods(m, gene, args.methods, L, 250_000, "celltype", ctype)
+                full = [k for k, _, _ in keys]
+                df = grids.tl.evaluate(m, full, pchic=pchic)
+                df["seconds"] = [s for _, _, s in keys]
+                df["L"] = L
+                rows.append(df)
+                rel = "  ".join(f"{r.method} {100 * r.rel_delta:+.1f}%" for r in df.itertuples())
+                print(f"{gene:<9} {ctype:<18} L={L:<4} {rel}", flush=True)
+                for k in full:  # keep the object small
+                    del m.uns["grids"]["explain"][k]
+    res = pd.concat(rows, ignore_index=True)
+    _report(res, ["gene", "group"])
+    sub = res[res["pchic_window_tested"] > 0]
+    if len(sub):
+        print("\nPCHi-C: significant tiles among the selected (tested) tiles, enrichment, p")
+        print(
+            sub.pivot_table(
+                index=["gene", "group", "L"],
+                columns="method",
+                values=["pchic_enrichment", "pchic_pvalue"],
+            ).to_string(float_format=lambda v: f"{v:.3g}")
+        )
+
+
+def _report(res: pd.DataFrame, index: list[str]) -> None:
+    for L, part in res.groupby("L"):
+        table = part.pivot_table(index=index, columns="method", values="rel_delta") * 100
+        table.loc[("mean",) + ("",) * (len(index) - 1), :] = table.mean()
+        print(f"\nheld-out Rel Δ (%) at L={L} (more negative is better)")
+        print(table.to_string(float_format=lambda v: f"{v:+.2f}"))
+        avg = part.pivot_table(index=index, columns="method", values="avg_delta")
+        print(f"mean Avg Δ at L={L}:\n{avg.mean().to_string(float_format=lambda v: f'{v:+.4f}')}")
+        hr = part.groupby("method")[["hr", "shr", "hr_fraction", "shr_fraction"]].mean()
+        print(f"HR/SHR at L={L}:\n{hr.to_string(float_format=lambda v: f'{v:.2f}')}")
+        sec = part.groupby("method")["seconds"].mean()
+        print(f"mean seconds per run:\n{sec.to_string(float_format=lambda v: f'{v:.1f}')}")
+
+
+def sim(args) -> None:
+    m = grids.datasets.synthetic_multiome(
+        3000, 1500, 12, seed=1, n_single=2, n_or=1, n_and=1, n_decoys=2
+    )
+    grids.tl.fit_surrogate(m, seed=0, progress=False)
+    var = m["atac"].var
+    rows = []
+    for gene in m["rna"].var_names:
+        L = int((var["cre_gene"].astype(str) == gene).sum())
+        keys = _run_methods(m, gene, args.methods, L, 250_000)
+        df = grids.tl.evaluate(m, [k for k, _, _ in keys])
+        df["seconds"] = [s for _, _, s in keys]
+        rows.append(df)
+        print(f"{gene}: " + "  ".join(f"{r.method} {r.recall:.2f}" for r in df.itertuples()),
+              flush=True)  # fmt: skip
+    res = pd.concat(rows, ignore_index=True)
+    cols = ["precision", "recall", "recall_single", "recall_or", "recall_and", "recall_decoy",
+            "true_rel_delta", "rel_delta", "seconds"]  # fmt: skip
+    print("\nsimulator (mean over 12 genes; L = planted peaks; decoys count as planted)")
+    print(res.groupby("method")[cols].mean().to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+def a549(args) -> None:
+    m = grids.datasets.a549_scicar()
+    grids.pp.binarize(m)
+    grids.tl.fit_surrogate(m, model="grids", seed=0, progress=False)
+    fid = grids.tl.surrogate_fidelity(m)
+    genes = ["PER1", "NFKBIA", "CEBPD", "ERRFI1", "TSC22D3", "KLF9", "ZFP36", "CKB"]
+    genes = [g for g in genes if g in m["rna"].var_names]
+    top = fid.sort_values("pearson_surrogate", ascending=False).index[:5].tolist()
+    var_top = m["rna"].var_names[np.argsort(-np.asarray(m["rna"].X.var(0)).ravel())[:100]]
+    rows = []
+    for gene in [*genes, *[g for g in top if g not in genes], {"top100_variable": list(var_top)}]:
+        keys = _run_methods(m, gene, args.methods, 10, None)
+        name = gene if isinstance(gene, str) else next(iter(gene))
+        df = grids.tl.evaluate(m, [k for k, _, _ in keys])
+        df["seconds"] = [s for _, _, s in keys]
+        df["L"] = 10
+        rows.append(df)
+        print(f"{name}: " + "  ".join(f"{r.method} {100 * r.rel_delta:+.2f}%"
+                                      for r in df.itertuples()), flush=True)  # fmt: skip
+    _report(pd.concat(rows, ignore_index=True), ["gene"])
+
+
+def mnist(args) -> None:
+    from grids_sc.search import DenseModelProblem, run_search
+
+    x, y = grids.datasets.mnist()
+    keep = np.isin(y, [3, 8])
+    x = (x[keep].reshape(-1, 784) > 127).astype(np.float32)
+    y = (y[keep] == 8).astype(np.float32)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(y))
+    n_tr = int(0.7 * len(y))
+    tr, te = order[:n_tr], order[n_tr:]
+    torch.manual_seed(0)
+    clf = torch.nn.Sequential(
+        torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+        torch.nn.Linear(64, 1),
+    )  # fmt: skip
+    opt = torch.optim.Adam(clf.parameters(), lr=1e-2, weight_decay=1e-4)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(300):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(clf(xt[tr]).squeeze(1), yt[tr])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    clf.eval()
+    with torch.no_grad():
+        acc = float(((clf(xt[te]).squeeze(1) > 0) == (yt[te] > 0.5)).float().mean())
+    print(f"8 vs 3 MLP classifier (784-64-64-1) on binarised pixels: held-out accuracy {acc:.3f}")
+    eights_tr = tr[y[tr] == 1]
+    eights_te = te[y[te] == 1]
+
+    def logit(v):
+        return clf(v).squeeze(-1)
+
+    prob = DenseModelProblem(clf, xt[eights_tr], logit, perturb_value=0.0)
+    test = DenseModelProblem(clf, xt[eights_te], logit, perturb_value=0.0)
+
+    def flip_rate(sel) -> float:
+        xs = xt[eights_te].clone()
+        xs[:, torch.as_tensor(sel)] = 0.0
+        with torch.no_grad():
+            return float((logit(xs) < 0).float().mean())
+
+    import sage
+
+    imputer = sage.DefaultImputer(lambda v: logit(torch.as_tensor(v, dtype=torch.float32))
+                                  .detach().numpy(), np.zeros(784))  # fmt: skip
+    est = sage.PermutationEstimator(imputer, "mse", random_state=0)
+    t = time.perf_counter()
+    expl = est(x[eights_tr[:256]], np.zeros(256), batch_size=128, n_permutations=256, bar=False)
+    t_s = time.perf_counter() - t
+    # loss = 8-logit squared: the pixels whose presence raises it most (most negative SAGE)
+    sage_rank = np.argsort(np.asarray(expl.values))
+    d0 = prob.first_order(torch.empty(0, dtype=torch.long))
+    base = test.value(torch.empty(0, dtype=torch.long))
+    print(f"held-out 8s ({len(eights_te)}), mean 8-logit {base:+.2f}: flip rate to 3 (logit after)")
+    for L in args.mnist_L:
+        t = time.perf_counter()
+        res = run_search(prob, L, n_candidates=32, n_steps=500)
+        t_g = time.perf_counter() - t
+        sels = {"grids": res.selection, "saliency": torch.argsort(d0)[:L].numpy(),
+                "sage": sage_rank[:L]}  # fmt: skip
+        line = "  ".join(
+            f"{k} {flip_rate(v):.3f} ({test.value(torch.as_tensor(v)):+.2f})"
+            for k, v in sels.items()
+        )
+        print(f"  L={L:<3} {line}   [grids {t_g:.0f} s, {len(res.traces[0]) - 1} steps; "
+              f"sage {t_s:.0f} s]")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("part", choices=["pbmc", "sim", "a549", "mnist"])
+    ap.add_argument("--methods", nargs="+", default=[m for m in METHODS])
+    ap.add_argument("--L", type=int, nargs="+", default=[10, 128])
+    ap.add_argument("--genes", nargs="+", default=None)
+    ap.add_argument("--types", nargs="+", default=None)
+    ap.add_argument("--min-cells", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mnist-L", type=int, nargs="+", default=[8, 16, 32, 64])
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    t = time.perf_counter()
+    {"pbmc": pbmc, "sim": sim, "a549": a549, "mnist": mnist}[args.part](args)
+    print(f"\ntotal {time.perf_counter() - t:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
