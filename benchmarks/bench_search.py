@@ -276,7 +276,7 @@ def explain_timing(args) -> None:
     m, _ = simulate(args.explain_cells, args.explain_peaks, args.explain_genes, args.chrom)
     t_sim = time.perf_counter() - t
     t = time.perf_counter()
-    grids.tl.fit_surrogate(m, max_epochs=1, progress=False, device="cpu")
+    grids.tl.fit_surrogate(m, max_epochs=1, cis_max_epochs=1, progress=False, device="cpu")
     t_fit = time.perf_counter() - t
     gene = str(m["rna"].var_names[0])
     nnz = m["atac"].X.nnz

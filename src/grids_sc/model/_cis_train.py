@@ -59,7 +59,8 @@ class CisTrainConfig:
 
 def window_matrix(x: sp.csr_matrix, pair_peak: np.ndarray) -> sp.csr_matrix:
     """``[n_cells, n_pairs]`` accessibility of each pair's peak (a column gather of ``x``)."""
-    return sp.csr_matrix(sp.csc_matrix(x, dtype=np.float32)[:, np.asarray(pair_peak)])
+    # CSR column selection: memory in the output only (no CSC copy of all peaks)
+    return sp.csr_matrix(sp.csr_matrix(x, dtype=np.float32)[:, np.asarray(pair_peak)])
 
 
 @torch.no_grad()

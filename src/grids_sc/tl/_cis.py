@@ -73,7 +73,8 @@ def screen_pairs(
     if covariates is not None:
         base = np.hstack([base, np.asarray(covariates, dtype=np.float64)])
     q, _ = np.linalg.qr(base)
-    xt = sp.csc_matrix(x, dtype=np.float64)
+    cols, pos = np.unique(pp, return_inverse=True)  # only the window peaks, as CSC
+    xt = sp.csc_matrix(sp.csr_matrix(x)[:, cols], dtype=np.float32)
     yt = np.asarray(y, dtype=np.float64)
     y_res = yt - q @ (q.T @ yt)  # [n, genes]
     keep = np.ones(len(pg), dtype=bool)
@@ -82,9 +83,9 @@ def screen_pairs(
         lo, hi = bounds[g], bounds[g + 1]
         if hi - lo <= max_peaks:
             continue
-        xs = xt[:, pp[lo:hi]]
+        xs = xt[:, pos[lo:hi]]
         qx = np.asarray(xs.T @ q).T  # [k, W]
-        x_norm = np.asarray(xs.multiply(xs).sum(0)).ravel() - (qx**2).sum(0)
+        x_norm = np.asarray(xs.multiply(xs).sum(0), dtype=np.float64).ravel() - (qx**2).sum(0)
         cov = xs.T @ y_res[:, g]
         r = np.abs(cov) / np.maximum(
             np.sqrt(np.maximum(x_norm, 0)) * np.linalg.norm(y_res[:, g]), 1e-12
