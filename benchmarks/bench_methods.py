@@ -103,10 +103,16 @@ def pbmc(args) -> None:
 
 def _report(res: pd.DataFrame, index: list[str]) -> None:
     for L, part in res.groupby("L"):
-        table = part.pivot_table(index=index, columns="method", values="rel_delta") * 100
-        table.loc[("mean",) + ("",) * (len(index) - 1), :] = table.mean()
-        print(f"\nheld-out Rel Δ (%) at L={L} (more negative is better)")
-        print(table.to_string(float_format=lambda v: f"{v:+.2f}"))
+        for col, what in (("rel_delta", "Rel Δ: mean over cells of (after - before) / before"),
+                          ("rel_of_means", "relative change of the mean")):  # fmt: skip
+            table = part.pivot_table(index=index, columns="method", values=col) * 100
+            wins = (table["grids"].to_numpy()[:, None] < table.drop(columns="grids")).mean()
+            table.loc[("mean",) + ("",) * (len(index) - 1), :] = table.mean()
+            table.loc[("median",) + ("",) * (len(index) - 1), :] = table.iloc[:-1].median()
+            print(f"\nheld-out {what} (%) at L={L} (more negative is better)")
+            print(table.to_string(float_format=lambda v: f"{v:+.2f}"))
+            print("share of rows where GRIDS is strictly better: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in wins.items()))  # fmt: skip
         avg = part.pivot_table(index=index, columns="method", values="avg_delta")
         print(f"mean Avg Δ at L={L}:\n{avg.mean().to_string(float_format=lambda v: f'{v:+.4f}')}")
         hr = part.groupby("method")[["hr", "shr", "hr_fraction", "shr_fraction"]].mean()

@@ -52,7 +52,7 @@ def test_fidelity_table(fitted):
 def test_seed_determinism(sim_small):
     a, b, c = sim_small.copy(), sim_small.copy(), sim_small.copy()
     for m, seed in ((a, 1), (b, 1), (c, 2)):
-        grids.tl.fit_surrogate(m, max_epochs=2, progress=False, seed=seed)
+        grids.tl.fit_surrogate(m, max_epochs=2, cis_max_epochs=5, progress=False, seed=seed)
     wa, wb, wc = (m.uns["grids"]["surrogate"]["weights"] for m in (a, b, c))
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
     assert not all(np.array_equal(wa[k], wc[k]) for k in wa)

@@ -42,6 +42,10 @@ class GridsOptimizer(torch.optim.Optimizer):
     pair_pool
         With pair moves: how many free features can enter a pair (the problem's interacting
         features first, then the best first-order ones).
+    depth
+        When none of the ``n_candidates`` shortlisted moves improves, the next-ranked single
+        swaps are evaluated, ``n_candidates`` at a time, up to ``depth * n_candidates`` in
+        all, before the search is declared converged (``1``: stop at once, as the paper).
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class GridsOptimizer(torch.optim.Optimizer):
         tol: float = 1e-7,
         moves: str = "single",
         pair_pool: int = 64,
+        depth: int = 8,
     ) -> None:
         params = list(params)
         if len(params) != 1 or params[0].dtype != torch.long or params[0].ndim != 1:
@@ -61,7 +66,9 @@ class GridsOptimizer(torch.optim.Optimizer):
             raise ValueError("n_candidates must be at least 1")
         if moves not in ("single", "pair"):
             raise ValueError(f"moves must be 'single' or 'pair', got {moves!r}")
-        self.moves, self.pair_pool = moves, int(pair_pool)
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self.moves, self.pair_pool, self.depth = moves, int(pair_pool), int(depth)
         super().__init__(params, {"n_candidates": n_candidates, "tol": tol})
         self.problem = problem
         n = problem.n_features
@@ -110,6 +117,10 @@ class GridsOptimizer(torch.optim.Optimizer):
                 p_vals = self.problem.move_values(sel, p_out.to(sel.device), p_in.to(sel.device))
                 out_pos, in_idx = _pad_cat(out_pos, p_out), _pad_cat(in_idx, p_in)
                 vals = torch.cat([vals, p_vals.cpu()])
+        if float(vals.min()) >= self.value - group["tol"]:
+            # none of the shortlisted moves improves: the first-order ranking is least
+            # reliable here, so look further down it before declaring convergence
+            out_pos, in_idx, vals = self._deeper(sel, d, d_free, out_pos, in_idx, vals, group)
         best = int(torch.argmin(vals))
         if float(vals[best]) < self.value - group["tol"]:
             keep = in_idx[best] >= 0
@@ -119,6 +130,27 @@ class GridsOptimizer(torch.optim.Optimizer):
             self.converged = True
         self.trace.append(self.value)
         return self.value
+
+    def _deeper(self, sel, d, d_free, out_pos, in_idx, vals, group):
+        """Evaluate the next-ranked single swaps, ``n_candidates`` at a time, until one
+        improves or ``depth * n_candidates`` swaps have been tried in this step.
+        """
+        k = group["n_candidates"]
+        n_free = int(torch.isfinite(d_free).sum())
+        most = min(self.depth * k, n_free * len(sel))
+        if most <= k:
+            return out_pos, in_idx, vals
+        width = min(most, n_free)
+        incoming = torch.topk(d_free, width, largest=False).indices
+        trans = d[incoming][None, :] - d[sel.cpu()][:, None]
+        order = torch.topk(trans.flatten(), most, largest=False).indices
+        for start in range(k, most, k):
+            flat = order[start : start + k]
+            o, i = (flat // width)[:, None], incoming[flat % width][:, None]
+            v = self.problem.move_values(sel, o.to(sel.device), i.to(sel.device)).cpu()
+            if float(v.min()) < self.value - group["tol"]:
+                return o, i, v
+        return out_pos, in_idx, vals
 
     def _pair_moves(self, sel, d, d_free, n_moves: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``n_moves`` best two-out, two-in moves by their estimated effect.

@@ -12,10 +12,10 @@ from .._device import resolve_device
 from ..attribution import METHODS, SCORERS, correlation_z
 from ._explain import (
     DIRECTION,
-    PERTURB,
     _plan,
     _problems,
     _write,
+    check_objective,
     selection_record,
 )
 from ._inputs import apply_rna_transform, peak_chromosomes
@@ -90,12 +90,7 @@ def attribute(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    if perturb not in PERTURB:
-        raise ValueError(f"perturb must be one of {list(PERTURB)}, got {perturb!r}")
-    if direction not in DIRECTION:
-        raise ValueError(f"direction must be one of {list(DIRECTION)}, got {direction!r}")
-    if not isinstance(L, (int, np.integer)) or L < 1:
-        raise ValueError(f"L must be a positive integer, got {L!r}")
+    check_objective(perturb, direction, L)
     if method in EXPENSIVE and max_features < L:
         raise ValueError(f"max_features ({max_features}) must be at least L ({L})")
     plan = _plan(mdata, gene, L, groupby, groups, key, window, key_added, method)

@@ -49,7 +49,9 @@ def evaluate(
     -------
     DataFrame
         One row per result: ``key``, ``method``, ``gene``, ``group``, ``L``; ``avg_delta`` and
-        ``rel_delta`` (held-out test cells; ``*_train`` on search cells); ``hr`` (a selected
+        ``rel_delta`` (held-out test cells; ``*_train`` on search cells), ``rel_of_means``
+        (relative change of the test cells' mean expression: robust where some cells'
+        predictions are near zero, which inflates ``rel_delta``); ``hr`` (a selected
         peak overlaps the gene body), ``shr`` (one lies within ``within`` bp on its
         chromosome) and the fractions of selected peaks that do (``hr_fraction``,
         ``shr_fraction``); with ``pchic``: ``pchic_selected`` (significant among the selected
@@ -100,6 +102,7 @@ def _evaluate_one(mdata, key, record, pchic, within, rna, atac) -> dict:
         "L": len(selected),
         "avg_delta": float(delta.get("avg_test", np.nan)),
         "rel_delta": float(delta.get("rel_test", np.nan)),
+        "rel_of_means": float(delta.get("rel_of_means_test", np.nan)),
         "avg_delta_train": float(delta.get("avg_train", np.nan)),
         "rel_delta_train": float(delta.get("rel_train", np.nan)),
     }

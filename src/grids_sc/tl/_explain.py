@@ -186,12 +186,7 @@ def explain(
     ``{key}_frequency`` when ``restarts > 1``.
     """
     # ---- validate everything before writing anything ----------------------------------------
-    if perturb not in PERTURB:
-        raise ValueError(f"perturb must be one of {list(PERTURB)}, got {perturb!r}")
-    if direction not in DIRECTION:
-        raise ValueError(f"direction must be one of {list(DIRECTION)}, got {direction!r}")
-    if not isinstance(L, (int, np.integer)) or L < 1:
-        raise ValueError(f"L must be a positive integer, got {L!r}")
+    check_objective(perturb, direction, L)
     if moves not in MOVES:
         raise ValueError(f"moves must be one of {list(MOVES)}, got {moves!r}")
     if n_candidates < 1 or n_steps < 0 or restarts < 1:
@@ -221,6 +216,16 @@ def explain(
         bar.set_postfix(gene=task.name, group=task.group)
         results.append(_run_task(task, plan, settings, dev))
     return _write(mdata, plan, results, copy)
+
+
+def check_objective(perturb: str, direction: str, L) -> None:
+    """Validate the settings of the objective shared by ``explain`` and ``attribute``."""
+    if perturb not in PERTURB:
+        raise ValueError(f"perturb must be one of {list(PERTURB)}, got {perturb!r}")
+    if direction not in DIRECTION:
+        raise ValueError(f"direction must be one of {list(DIRECTION)}, got {direction!r}")
+    if not isinstance(L, (int, np.integer)) or L < 1:
+        raise ValueError(f"L must be a positive integer, got {L!r}")
 
 
 @dataclass
