@@ -179,9 +179,7 @@ def sage_scores(
             u = torch.as_tensor(x[:, 1:], dtype=torch.float32)
             return fwd(u, cells).cpu().numpy()
 
-    values = np.concatenate([[0.0], np.full(n_w, problem.p)])
-    groups = [[j + 1] for j in range(n_w)]  # column 0 (the cell) is never removed
-    imputer = sage.GroupedDefaultImputer(model, values, groups, remaining_features=1)
+    imputer = _CellImputer(model, n_w, problem.p)
     estimator = sage.PermutationEstimator(imputer, "mse", random_state=seed)
     x = np.hstack(
         [np.arange(problem.n_cells, dtype=np.float64)[:, None], fwd.x.cpu().numpy().astype(float)]
@@ -195,6 +193,21 @@ def sage_scores(
         bar=False,
     )
     return -problem.sign * np.asarray(expl.values, dtype=np.float64)
+
+
+class _CellImputer:
+    """A ``sage`` imputer over inputs ``[cell, window states]``: removed window peaks are set
+    to the perturbed value and the cell column is always kept (``sage``'s grouped imputer
+    does the same through a dense inclusion matrix of every group, quadratic in the window).
+    """
+
+    def __init__(self, model, n_features: int, value: float) -> None:
+        self.model, self.num_groups, self.value = model, n_features, value
+
+    def __call__(self, x: np.ndarray, S: np.ndarray) -> np.ndarray:  # noqa: N803 (sage's name)
+        x_ = x.copy()
+        x_[:, 1:][~S] = self.value
+        return self.model(x_)
 
 
 class _MaskGenerator(nn.Module):
