@@ -107,8 +107,8 @@ def _report(res: pd.DataFrame, index: list[str]) -> None:
                           ("rel_of_means", "relative change of the mean")):  # fmt: skip
             table = part.pivot_table(index=index, columns="method", values=col) * 100
             wins = (table["grids"].to_numpy()[:, None] < table.drop(columns="grids")).mean()
-            table.loc[("mean",) + ("",) * (len(index) - 1), :] = table.mean()
-            table.loc[("median",) + ("",) * (len(index) - 1), :] = table.iloc[:-1].median()
+            table.loc[_row("mean", index), :] = table.mean()
+            table.loc[_row("median", index), :] = table.iloc[:-1].median()
             print(f"\nheld-out {what} (%) at L={L} (more negative is better)")
             print(table.to_string(float_format=lambda v: f"{v:+.2f}"))
             print("share of rows where GRIDS is strictly better: " + ", ".join(
@@ -119,6 +119,11 @@ def _report(res: pd.DataFrame, index: list[str]) -> None:
         print(f"HR/SHR at L={L}:\n{hr.to_string(float_format=lambda v: f'{v:.2f}')}")
         sec = part.groupby("method")["seconds"].mean()
         print(f"mean seconds per run:\n{sec.to_string(float_format=lambda v: f'{v:.1f}')}")
+
+
+def _row(name: str, index: list[str]):
+    """A summary row label for a table indexed by ``index`` (one or more levels)."""
+    return name if len(index) == 1 else (name,) + ("",) * (len(index) - 1)
 
 
 def sim(args) -> None:
@@ -151,7 +156,9 @@ def a549(args) -> None:
     genes = ["PER1", "NFKBIA", "CEBPD", "ERRFI1", "TSC22D3", "KLF9", "ZFP36", "CKB"]
     genes = [g for g in genes if g in m["rna"].var_names]
     top = fid.sort_values("pearson_surrogate", ascending=False).index[:5].tolist()
-    var_top = m["rna"].var_names[np.argsort(-np.asarray(m["rna"].X.var(0)).ravel())[:100]]
+    xr = m["rna"].X
+    xr = xr.toarray() if hasattr(xr, "toarray") else np.asarray(xr)
+    var_top = m["rna"].var_names[np.argsort(-xr.var(0))[:100]]
     rows = []
     for gene in [*genes, *[g for g in top if g not in genes], {"top100_variable": list(var_top)}]:
         keys = _run_methods(m, gene, args.methods, 10, None)

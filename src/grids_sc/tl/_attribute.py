@@ -66,8 +66,9 @@ def attribute(
         learned perturbation-mask generator), or ``"correlation"``: the peak–gene Pearson
         correlation over the group's search cells as a z-score against
         accessibility-matched background peaks on other chromosomes (as Signac's
-        ``LinkPeaks``), which uses no surrogate to rank (the surrogate still measures the
-        selection's effect).
+        ``LinkPeaks``; with one chromosome, peaks outside the window; with neither a window
+        nor gene coordinates, all peaks), which uses no surrogate to rank (the surrogate still
+        measures the selection's effect).
     L
         Peaks selected (the top ``L`` scores).
     groupby, groups, key, perturb, direction, window
@@ -172,6 +173,8 @@ def _correlation(mdata, plan, task, cells, feats, y_all, settings, seed, kwargs)
     background = ~np.isin(chrom, list(gene_chroms))
     if background.sum() < MIN_BACKGROUND:  # one chromosome: the peaks outside the window
         background = ~plan.masks[task.name]
+    if background.sum() < MIN_BACKGROUND:  # no window and no gene coordinates: all peaks
+        background = np.ones(len(chrom), dtype=bool)
     _, z = correlation_z(plan.x_all[cells], y, feats, background, seed=seed, **kwargs)
     want = DIRECTION[settings["direction"]] * (1.0 if settings["perturb"] == "close" else -1.0)
     return want * z
