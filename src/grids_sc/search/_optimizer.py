@@ -104,11 +104,7 @@ class GridsOptimizer(torch.optim.Optimizer):
             return self.value
         k = min(group["n_candidates"], int(free.sum()))
         d_free = torch.where(free, d, torch.full_like(d, float("inf")))
-        incoming = torch.topk(d_free, k, largest=False).indices  # best features to add
-        d_sel = d[sel.cpu()]
-        trans = d[incoming][None, :] - d_sel[:, None]  # T[i, j] for the shortlisted j
-        flat = torch.topk(trans.flatten(), min(k, trans.numel()), largest=False).indices
-        out_pos, in_idx = (flat // k)[:, None], incoming[flat % k][:, None]
+        out_pos, in_idx = _ranked_swaps(sel, d, d_free, k, k)
         vals = self.problem.move_values(sel, out_pos.to(sel.device), in_idx.to(sel.device))
         vals = vals.cpu()
         if self.moves == "pair" and len(sel) >= 2 and int(free.sum()) >= 2:
@@ -140,13 +136,9 @@ class GridsOptimizer(torch.optim.Optimizer):
         most = min(self.depth * k, n_free * len(sel))
         if most <= k:
             return out_pos, in_idx, vals
-        width = min(most, n_free)
-        incoming = torch.topk(d_free, width, largest=False).indices
-        trans = d[incoming][None, :] - d[sel.cpu()][:, None]
-        order = torch.topk(trans.flatten(), most, largest=False).indices
+        ranked_out, ranked_in = _ranked_swaps(sel, d, d_free, min(most, n_free), most)
         for start in range(k, most, k):
-            flat = order[start : start + k]
-            o, i = (flat // width)[:, None], incoming[flat % width][:, None]
+            o, i = ranked_out[start : start + k], ranked_in[start : start + k]
             v = self.problem.move_values(sel, o.to(sel.device), i.to(sel.device)).cpu()
             if float(v.min()) < self.value - group["tol"]:
                 return o, i, v
@@ -195,6 +187,18 @@ class GridsOptimizer(torch.optim.Optimizer):
         outs = torch.stack([r1[ri], r2[ri]], 1) - n_pool
         ins = torch.stack([pool[a1[ai]], pool[a2[ai]]], 1)
         return outs, ins
+
+
+def _ranked_swaps(
+    sel: torch.Tensor, d: torch.Tensor, d_free: torch.Tensor, width: int, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``n`` best single swaps by ``T[i, j] = d_j - d_{r_i}`` over the ``width`` best free
+    features, as ``[n, 1]`` positions in ``sel`` and incoming features.
+    """
+    incoming = torch.topk(d_free, width, largest=False).indices  # best features to add
+    trans = d[incoming][None, :] - d[sel.cpu()][:, None]  # T[i, j] for the shortlisted j
+    flat = torch.topk(trans.flatten(), min(n, trans.numel()), largest=False).indices
+    return (flat // width)[:, None], incoming[flat % width][:, None]
 
 
 def _pad_cat(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

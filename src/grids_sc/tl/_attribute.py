@@ -18,7 +18,7 @@ from ._explain import (
     check_objective,
     selection_record,
 )
-from ._inputs import apply_rna_transform, peak_chromosomes
+from ._inputs import peak_chromosomes, rna_values
 
 EXPENSIVE = ("lime", "sage", "fimap")
 MIN_BACKGROUND = 50
@@ -108,9 +108,10 @@ def attribute(
         "method": method,
         **{k: v for k, v in method_kwargs.items() if isinstance(v, (int, float, str, bool))},
     }
-    y_all = None
+    y_all = chroms = None
     if method == "correlation":
         y_all = _expression(mdata, plan)
+        chroms = peak_chromosomes(mdata.mod[plan.atac], plan.atac)
     results = []
     bar = tqdm(plan.tasks, desc=method, disable=not progress or len(plan.tasks) < 2)
     for task in bar:
@@ -125,8 +126,9 @@ def attribute(
         task_settings["n_ranked"] = int(len(feats))
         if method == "correlation":
             scores = _correlation(
-                mdata, plan, task, cells["train"], feats, y_all, settings, seed, method_kwargs
-            )
+                mdata, plan, task, cells["train"], feats, y_all, chroms, settings, seed,
+                method_kwargs,
+            )  # fmt: skip
         else:
             scores = SCORERS[method](probs["train"], feats, seed=seed, L=L, **method_kwargs)
         scores = np.asarray(scores, dtype=np.float64)
@@ -146,14 +148,14 @@ def _expression(mdata: MuData, plan) -> np.ndarray:
     """Observed expression of the model's genes on the scale the surrogate was fit on."""
     cfg = plan.fitted.entry["config"]["data"]
     a_rna = mdata.mod[plan.rna]
-    layer = str(cfg["rna_layer"]) or None
-    x = a_rna.layers[layer] if layer else a_rna.X
-    x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+    y, _ = rna_values(a_rna, str(cfg["rna_layer"]) or None, plan.fitted.rna_transform, plan.rna)
     cols = a_rna.var_names.get_indexer(plan.fitted.genes)
-    return apply_rna_transform(np.asarray(x[:, cols], dtype=np.float64), cfg["rna_transform"])
+    return np.asarray(y[:, cols], dtype=np.float64)
 
 
-def _correlation(mdata, plan, task, cells, feats, y_all, settings, seed, kwargs) -> np.ndarray:
+def _correlation(
+    mdata, plan, task, cells, feats, y_all, chroms, settings, seed, kwargs
+) -> np.ndarray:
     """Background z-scores of the candidates, signed so that high means the perturbation
     moves expression the wanted way (closing a positively linked peak lowers expression).
     """
@@ -161,12 +163,11 @@ def _correlation(mdata, plan, task, cells, feats, y_all, settings, seed, kwargs)
     y = y_all[np.ix_(cells, cols)]
     sd = y.std(0)
     y = ((y - y.mean(0)) / np.where(sd > 0, sd, 1.0)).mean(1)
-    chrom, _ = peak_chromosomes(mdata.mod[plan.atac], plan.atac)
+    chrom, chrom_names = chroms
     rna_var = mdata.mod[plan.rna].var
     gene_chroms = set()
     if "chrom" in rna_var:
         names = set(rna_var.loc[task.genes, "chrom"].astype(str))
-        _, chrom_names = peak_chromosomes(mdata.mod[plan.atac], plan.atac)
         gene_chroms = {i for i, c in enumerate(chrom_names) if c in names}
     if not gene_chroms:  # no coordinates: the candidates' own chromosomes are excluded
         gene_chroms = set(np.unique(chrom[feats]).tolist())

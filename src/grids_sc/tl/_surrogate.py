@@ -205,8 +205,10 @@ def fit_surrogate(
         )
         if windows is not None:
             # screen each gene's window given the cell state (the shared latent)
-            z = shared_latent(base, x[train_idx], dev).cpu().numpy()
-            pg, pp = screen_pairs(*windows, x[train_idx], y[train_idx], cis_peaks, z)
+            x_train = x[train_idx]
+            z = shared_latent(base, x_train, dev).cpu().numpy()
+            pg, pp = screen_pairs(*windows, x_train, y[train_idx], cis_peaks, z)
+            del x_train
             cis_cfg = CisConfig(cis_dim=cis_dim, cis_hidden=cis_hidden)
             module = CisSurrogate(
                 arch, cis_cfg, torch.from_numpy(peak_chrom), torch.from_numpy(pg),
