@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from mudata import MuData
@@ -12,6 +14,9 @@ from ._inputs import atac_binary, group_codes, obs_column, rna_values
 from ._ridge import pearson_per_column, ridge_predict
 from ._surrogate import get_surrogate
 
+MAX_ALL_GENES = 50  # predictions of every gene are stored up to this many genes ...
+SPREAD_GENES = 20  # ... else of this many, spread over the range of the surrogate's r
+
 
 def surrogate_fidelity(
     mdata: MuData,
@@ -20,6 +25,7 @@ def surrogate_fidelity(
     groupby: str | None = None,
     ridge_alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5),
     device: str = "auto",
+    predictions: bool | Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Per-gene Pearson r of predicted vs observed expression on the surrogate's held-out cells.
 
@@ -39,15 +45,25 @@ def surrogate_fidelity(
         Penalties tried for ridge.
     device
         Where to run the surrogate.
+    predictions
+        Which genes' per-cell held-out predictions to store (for
+        :func:`grids_sc.pl.fidelity`): ``None`` (default) all genes when there are at most
+        ``50``, else ``20`` genes spread evenly over the range of the surrogate's r; ``True``
+        all genes (``3 x genes x test cells`` float32 values); ``False`` none; or a list of
+        gene names.
 
     Returns
     -------
     DataFrame
         One row per gene: ``pearson_surrogate``, ``pearson_ridge``, ``pearson_group_mean``,
         ``mean_observed``, ``n_test``; also stored at
-        ``mdata.uns['grids']['fidelity'][key]`` with the chosen ridge penalty.
+        ``mdata.uns['grids']['fidelity'][key]`` with the chosen ridge penalty and, under
+        ``predictions``, the stored genes' held-out ``observed``, ``surrogate`` and ``ridge``
+        values (``[test cells, genes]`` float32, on the surrogate's scale, ``transform``;
+        ``cell``: the cells' integer positions).
     """
     fitted = get_surrogate(mdata, key)
+    _check_predictions(predictions, fitted.genes)
     data_cfg = fitted.entry["config"]["data"]
     atac, rna = str(data_cfg["atac"]), str(data_cfg["rna"])
     x = atac_binary(mdata.mod[atac], str(data_cfg["layer"]) or None, atac)
@@ -87,4 +103,39 @@ def surrogate_fidelity(
         "ridge_alpha": alpha,
         "groupby": groupby or "",
     }
+    cols = _prediction_genes(predictions, df["pearson_surrogate"].to_numpy(), df.index.to_numpy())
+    if len(cols):
+        store[key]["predictions"] = {
+            "gene": df.index.to_numpy().astype(str)[cols],
+            "cell": te.astype(np.int64),
+            "observed": np.asarray(y[te][:, cols], dtype=np.float32),
+            "surrogate": np.asarray(pred[:, cols], dtype=np.float32),
+            "ridge": np.asarray(ridge[:, cols], dtype=np.float32),
+            "transform": str(fitted.rna_transform),
+        }
     return df
+
+
+def _check_predictions(predictions, genes: np.ndarray) -> None:
+    if predictions is None or isinstance(predictions, (bool, np.bool_)):
+        return
+    if isinstance(predictions, str):
+        raise TypeError("predictions must be a bool or a list of gene names, not a string")
+    missing = sorted(set(map(str, predictions)) - set(map(str, genes)))
+    if missing:
+        raise KeyError(f"predictions names genes {missing[:5]} that the surrogate does not model")
+
+
+def _prediction_genes(predictions, r: np.ndarray, genes: np.ndarray) -> np.ndarray:
+    """Column positions of the genes whose held-out predictions are stored."""
+    n = len(r)
+    if predictions is None:
+        if n <= MAX_ALL_GENES:
+            return np.arange(n)
+        order = np.argsort(np.nan_to_num(r, nan=-np.inf), kind="stable")
+        picks = np.unique(np.round(np.linspace(0, n - 1, SPREAD_GENES)).astype(int))
+        return np.sort(order[picks])
+    if isinstance(predictions, (bool, np.bool_)):
+        return np.arange(n) if predictions else np.zeros(0, dtype=int)
+    pos = pd.Index(genes.astype(str)).get_indexer([str(g) for g in predictions])
+    return np.unique(pos)
