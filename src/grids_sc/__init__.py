@@ -5,14 +5,15 @@ accessibility to its gene expression, then searches for the set of peaks whose j
 perturbation moves a gene's predicted expression the most across a group of cells.
 
 Namespaces follow scanpy: :mod:`grids_sc.pp` (preprocessing), :mod:`grids_sc.tl` (tools),
-:mod:`grids_sc.pl` (plots) and :mod:`grids_sc.datasets` (example data and a simulator).
+:mod:`grids_sc.pl` (plots), :mod:`grids_sc.get` (tidy tables of results), :mod:`grids_sc.io`
+(browser exports) and :mod:`grids_sc.datasets` (example data and a simulator).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 import mudata as _mudata
 
-from . import datasets, pl, pp, tl
+from . import datasets, get, io, pl, pp, tl
 
 # MuData otherwise copies modality annotations into the global object on every update,
 # which is slow and surprising for the per-modality columns this package writes.
@@ -23,4 +24,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["datasets", "pl", "pp", "tl", "__version__"]
+__all__ = ["datasets", "get", "io", "pl", "pp", "tl", "__version__"]

@@ -1,0 +1,229 @@
+"""Tidy tables of stored selections: one row per selected peak and gene."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from mudata import MuData
+
+from ..tl._windows import peak_coordinates
+
+_GENE_COORDS = ("chrom", "start", "end")
+
+
+def _store(mdata: MuData) -> dict:
+    grids = mdata.uns.get("grids", {})
+    return grids.get("explain", {}) if isinstance(grids, dict) else {}
+
+
+def _record(mdata: MuData, key: str) -> dict:
+    store = _store(mdata)
+    if key not in store:
+        known = sorted(store)
+        raise KeyError(
+            f"result {key!r} not in mdata.uns['grids']['explain']"
+            + (f"; it has {known[:10]}" if known else "; run grids.tl.explain or attribute first")
+        )
+    return store[key]
+
+
+def _modalities(mdata: MuData, record: dict) -> tuple[str, str]:
+    """RNA and ATAC modality names of the surrogate a result was computed with."""
+    surrogate = str(record.get("settings", {}).get("surrogate", "surrogate"))
+    entry = mdata.uns.get("grids", {}).get(surrogate, {})
+    data = entry.get("config", {}).get("data", {}) if isinstance(entry, dict) else {}
+    rna, atac = str(data.get("rna", "rna")), str(data.get("atac", "atac"))
+    for name, role in ((rna, "RNA"), (atac, "ATAC")):
+        if name not in mdata.mod:
+            raise KeyError(
+                f"{role} modality {name!r} of the result's surrogate {surrogate!r} is not in the "
+                f"MuData; it has {sorted(mdata.mod)}"
+            )
+    return rna, atac
+
+
+def gene_anchors(rna_var: pd.DataFrame, genes: Sequence[str]) -> pd.DataFrame | None:
+    """``gene_chrom``, ``tss`` and ``gene_strand`` of ``genes``, or ``None`` without coordinates.
+
+    The TSS is ``var['tss']`` where present (see :func:`grids_sc.pp.annotate_genes`), else
+    ``start`` on the ``+`` strand and ``end`` on the ``-`` strand; NaN without a strand.
+    """
+    if not set(_GENE_COORDS) <= set(rna_var.columns):
+        return None
+    var = rna_var.reindex(list(genes))
+    start = pd.to_numeric(var["start"], errors="coerce").to_numpy(dtype=np.float64)
+    end = pd.to_numeric(var["end"], errors="coerce").to_numpy(dtype=np.float64)
+    if "strand" in var.columns:
+        strand = var["strand"].astype(object).where(var["strand"].notna(), None).to_numpy()
+    else:
+        strand = np.full(len(var), None, dtype=object)
+    tss = np.where(strand == "+", start, np.where(strand == "-", end, np.nan))
+    if "tss" in var.columns:
+        given = pd.to_numeric(var["tss"], errors="coerce").to_numpy(dtype=np.float64)
+        tss = np.where(np.isfinite(given), given, tss)
+    chrom = var["chrom"].astype(object).where(var["chrom"].notna(), None).to_numpy()
+    return pd.DataFrame(
+        {
+            "gene_chrom": pd.array([None if c is None else str(c) for c in chrom], dtype=object),
+            "tss": tss,
+            "gene_strand": pd.array([s if s in ("+", "-") else None for s in strand], dtype=object),
+        },
+        index=pd.Index(list(genes), name="gene"),
+    )
+
+
+def tss_distance(
+    chrom: np.ndarray, start: np.ndarray, end: np.ndarray, anchors: pd.DataFrame
+) -> np.ndarray:
+    """Signed bp from the TSS to the nearest base of each peak, along the gene's strand.
+
+    0 when the peak contains the TSS, positive downstream (into the gene body), negative
+    upstream; measured on the genome's forward strand when the strand is unknown; NaN on
+    another chromosome or without a TSS.
+    """
+    tss = anchors["tss"].to_numpy(dtype=np.float64)
+    start = np.asarray(start, dtype=np.float64)
+    last = np.asarray(end, dtype=np.float64) - 1.0  # half-open ends: the last base
+    forward = np.where(tss < start, start - tss, np.where(tss > last, last - tss, 0.0))
+    minus = anchors["gene_strand"].to_numpy(dtype=object) == "-"
+    dist = np.where(minus, -forward, forward)
+    same = np.asarray(chrom, dtype=object) == anchors["gene_chrom"].to_numpy(dtype=object)
+    return np.where(same & np.isfinite(tss), dist, np.nan)
+
+
+def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
+    """The selected peaks of one stored result as a tidy table.
+
+    Parameters
+    ----------
+    mdata
+        The data a :func:`grids_sc.tl.explain` or :func:`grids_sc.tl.attribute` result is
+        stored in.
+    key
+        The result's key in ``mdata.uns['grids']['explain']``.
+
+    Returns
+    -------
+    DataFrame
+        One row per selected peak and gene, ordered by rank. For a gene set (``explain``
+        with ``{name: genes}``) each peak appears once per gene of the set, ``gene`` naming
+        the gene and ``gene_set`` the set; the per-peak effects are those on the set's
+        objective and so repeat. Columns:
+
+        - ``gene``, ``gene_set`` (the gene itself for single-gene runs), ``group``,
+          ``method``, ``key``;
+        - ``peak``, ``chrom``, ``start``, ``end`` (0-based, half-open);
+        - ``rank`` (1 = most important), ``score`` (the method's score, the ATAC
+          ``var[f'{key}_score']``), ``alone`` (relative change of the gene's mean predicted
+          expression on the search cells when only this peak is perturbed), ``restored``
+          (the change lost when only this peak is restored to its observed value);
+        - ``frequency`` (share of restarts that selected the peak), when stored;
+        - where the RNA ``var`` has gene coordinates: ``gene_chrom``, ``tss``,
+          ``gene_strand`` and ``tss_distance`` (signed bp from the TSS to the nearest base of
+          the peak, 0 when it contains the TSS, positive downstream of it on the gene's
+          strand, NaN on another chromosome or without a TSS; see :func:`grids_sc.pp.
+          annotate_genes` for the TSS).
+
+    Raises
+    ------
+    KeyError
+        When ``key`` is not a stored result, or its peaks or modalities are no longer in the
+        MuData.
+    """
+    record = _record(mdata, key)
+    rna, atac = _modalities(mdata, record)
+    a_atac = mdata.mod[atac]
+    per_peak = record["per_peak"]
+    peaks = np.asarray(per_peak["peak"]).astype(str)
+    pos = a_atac.var_names.get_indexer(peaks)
+    if (pos < 0).any():
+        raise KeyError(
+            f"peaks {peaks[pos < 0][:5].tolist()} of result {key!r} are not in ATAC modality "
+            f"{atac!r} (was it subset after the run?)"
+        )
+    coords = peak_coordinates(a_atac, atac).iloc[pos]
+    score_col = f"{key}_score"
+    if score_col in a_atac.var.columns:
+        score = a_atac.var[score_col].to_numpy(dtype=np.float64)[pos]
+    else:
+        score = np.full(len(peaks), np.nan)
+    settings = record.get("settings", {})
+    genes = [str(g) for g in np.atleast_1d(record["gene"])]
+    name = str(record.get("name", genes[0]))
+    table = pd.DataFrame(
+        {
+            "peak": peaks,
+            "chrom": coords["chrom"].astype(str).to_numpy(),
+            "start": coords["start"].to_numpy(dtype=np.int64),
+            "end": coords["end"].to_numpy(dtype=np.int64),
+            "rank": np.asarray(per_peak["rank"], dtype=np.int64),
+            "score": score,
+            "alone": np.asarray(per_peak["alone"], dtype=np.float64),
+            "restored": np.asarray(per_peak["restored"], dtype=np.float64),
+        }
+    )
+    if "frequency" in per_peak:
+        table["frequency"] = np.asarray(per_peak["frequency"], dtype=np.float64)
+    n = len(table)
+    table = table.loc[np.tile(np.arange(n), len(genes))].reset_index(drop=True)
+    front = {
+        "gene": np.repeat(genes, n),
+        "gene_set": name,
+        "group": str(record["group"]),
+        "method": str(settings.get("method", "grids")),
+        "key": key,
+    }
+    for i, (col, values) in enumerate(front.items()):
+        table.insert(i, col, values)
+    anchors = gene_anchors(mdata.mod[rna].var, table["gene"].tolist())
+    if anchors is not None:
+        for col in anchors.columns:
+            table[col] = anchors[col].to_numpy()
+        table["tss_distance"] = tss_distance(
+            table["chrom"].to_numpy(dtype=object),
+            table["start"].to_numpy(),
+            table["end"].to_numpy(),
+            anchors,
+        )
+    order = np.lexsort((table["gene"].to_numpy(), table["rank"].to_numpy()))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def links(mdata: MuData, keys: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """All (or the given) stored results as one tidy peak–gene link table.
+
+    Parameters
+    ----------
+    mdata
+        The data the results are stored in.
+    keys
+        Result keys in ``mdata.uns['grids']['explain']`` (default: all, in stored order).
+
+    Returns
+    -------
+    DataFrame
+        The :func:`explain_df` tables of the results, one after another.
+
+    Raises
+    ------
+    ValueError
+        When there are no results.
+    KeyError
+        When a key is not a stored result.
+    """
+    store = _store(mdata)
+    keys = list(store) if keys is None else ([keys] if isinstance(keys, str) else list(keys))
+    if not keys:
+        raise ValueError(
+            "no results in mdata.uns['grids']['explain']: run grids.tl.explain or attribute"
+        )
+    missing = [k for k in keys if k not in store]
+    if missing:
+        raise KeyError(
+            f"results {missing[:5]} not in mdata.uns['grids']['explain']; it has "
+            f"{sorted(store)[:10]}"
+        )
+    frames = [explain_df(mdata, k) for k in keys]
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,239 @@
+"""Write peak–gene links for genome browsers: IGV BEDPE, UCSC interact, or a tidy TSV."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mudata import MuData
+
+from ..get import links as get_links
+
+FORMATS = ("bedpe", "interact", "tsv")
+#: value < 0 (perturbing the peak lowers the gene's prediction), value >= 0
+COLORS = ("178,24,43", "33,102,172")
+BEDPE_COLUMNS = (
+    "chrom1", "start1", "end1", "chrom2", "start2", "end2", "name", "score", "strand1",
+    "strand2", "value", "key", "rank",
+)  # fmt: skip
+INTERACT_COLUMNS = (
+    "chrom", "chromStart", "chromEnd", "name", "score", "value", "exp", "color", "sourceChrom",
+    "sourceStart", "sourceEnd", "sourceName", "sourceStrand", "targetChrom", "targetStart",
+    "targetEnd", "targetName", "targetStrand",
+)  # fmt: skip
+_VALUES = ("alone", "restored", "score", "frequency")
+
+
+def _token(values: pd.Series) -> np.ndarray:
+    """Names safe in whitespace-separated browser files (whitespace becomes ``_``)."""
+    return np.array([re.sub(r"\s+", "_", str(v)) for v in values], dtype=object)
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', "'") + '"'
+
+
+def scaled_score(value: np.ndarray) -> np.ndarray:
+    """``round(1000 * |value| / max |value|)``: the 0–1000 browser score (0 for NaN)."""
+    mag = np.abs(np.asarray(value, dtype=np.float64))
+    mag = np.where(np.isfinite(mag), mag, 0.0)
+    top = mag.max() if len(mag) else 0.0
+    if top <= 0:
+        return np.zeros(len(mag), dtype=np.int64)
+    return np.rint(1000.0 * mag / top).astype(np.int64)
+
+
+def write_links(
+    mdata: MuData,
+    path: str | os.PathLike,
+    keys: str | Sequence[str] | None = None,
+    format: str = "bedpe",
+    *,
+    value: str = "alone",
+    track_name: str = "grids",
+    description: str | None = None,
+) -> None:
+    """Write the selected peaks of stored results as peak–gene links.
+
+    Each selected peak is linked to the transcription start site (TSS) of its gene: for a
+    gene set, to the TSS of every gene of the set (see :func:`grids_sc.get.explain_df`).
+
+    Parameters
+    ----------
+    mdata
+        The data :func:`grids_sc.tl.explain` or :func:`grids_sc.tl.attribute` results are
+        stored in. ``bedpe`` and ``interact`` need gene coordinates with a strand (or a
+        ``tss``) in the RNA ``var`` (:func:`grids_sc.pp.annotate_genes`).
+    path
+        File to write (overwritten).
+    keys
+        Result keys in ``mdata.uns['grids']['explain']`` (default: all).
+    format
+        - ``"bedpe"`` (IGV, bedtools): a ``track`` line, a ``#`` header naming the columns,
+          then tab-separated ``chrom1 start1 end1`` (the peak), ``chrom2 start2 end2`` (the
+          1-bp TSS), ``name`` (``gene|group|peak``), ``score`` (0–1000, as for interact),
+          ``strand1`` (``.``), ``strand2`` (the gene's strand), and the extra columns
+          ``value``, ``key`` and ``rank``.
+        - ``"interact"`` (UCSC interact, bed5+13, convertible to bigInteract with
+          ``bedToBigBed -as=interact.as -type=bed5+13`` after dropping the track line): a
+          ``track type=interact ... interactDirectional=true`` line, then one record per link
+          with the peak as source and the TSS as target, ``name`` ``peak/gene``, ``exp`` the
+          result key, ``value`` the link's value and ``color`` by its sign. A link between
+          chromosomes (possible only for runs without ``window``) is written as two
+          records, one on each chromosome, as the format asks.
+        - ``"tsv"``: the tidy :func:`grids_sc.get.links` table with a header row.
+    value
+        Column of the links table written as the link's value: ``"alone"`` (default),
+        ``"restored"``, ``"score"`` or ``"frequency"``. The 0–1000 browser ``score`` is
+        ``round(1000 * |value| / max |value|)`` over the file; the colour is red
+        (``178,24,43``) where the value is negative (perturbing the peak lowers the gene's
+        prediction) and blue (``33,102,172``) otherwise.
+    track_name, description
+        Track line ``name`` and ``description`` (default: the number of results and links).
+        Whitespace in names, groups and keys written into BEDPE and interact fields becomes
+        ``_``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown format or value, when there are no results, or, for ``bedpe`` and
+        ``interact``, when no link has a gene TSS.
+    KeyError
+        When a key is not a stored result.
+
+    Warns
+    -----
+    UserWarning
+        When some links are left out of a ``bedpe`` or ``interact`` file for lack of a TSS.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
+    if value not in _VALUES:
+        raise ValueError(f"value must be one of {list(_VALUES)}, got {value!r}")
+    table = get_links(mdata, keys)
+    path = Path(path)
+    if format == "tsv":
+        table.to_csv(path, sep="\t", index=False, na_rep="NA")
+        return
+    if value not in table.columns:
+        raise ValueError(f"value={value!r}, but the results have no {value!r} column")
+    if "tss" not in table.columns:
+        raise ValueError(
+            f"{format} links need gene coordinates: the RNA var has no chrom/start/end; add "
+            "them with grids.pp.annotate_genes()"
+        )
+    has_tss = np.isfinite(table["tss"].to_numpy(dtype=np.float64)) & table["gene_chrom"].notna()
+    if not has_tss.any():
+        raise ValueError(
+            f"{format} links need each gene's TSS: none of the genes "
+            f"{sorted(set(table['gene']))[:5]} has a strand or tss in the RNA var"
+        )
+    if not has_tss.all():
+        lacking = sorted(set(table.loc[~has_tss, "gene"]))
+        warnings.warn(
+            f"leaving out {int((~has_tss).sum())} links of genes without a TSS: {lacking[:5]}",
+            UserWarning,
+            stacklevel=2,
+        )
+        table = table.loc[has_tss].reset_index(drop=True)
+    if description is None:
+        n_keys = table["key"].nunique()
+        description = f"GRIDS peak-gene links ({len(table)} links, {n_keys} results)"
+    writer = _bedpe if format == "bedpe" else _interact
+    out = writer(table, table[value].to_numpy(dtype=np.float64))
+    header = _track(format, track_name, description)
+    with open(path, "w") as fh:
+        fh.write(header)
+        if format == "bedpe":
+            fh.write("#" + "\t".join(BEDPE_COLUMNS) + "\n")
+        out.to_csv(fh, sep="\t", header=False, index=False, na_rep=".")
+
+
+def _track(format: str, name: str, description: str) -> str:
+    if format == "interact":
+        return (
+            f"track type=interact name={_quote(name)} description={_quote(description)} "
+            "interactDirectional=true maxHeightPixels=200:100:50 visibility=full\n"
+        )
+    return f"track name={_quote(name)} description={_quote(description)} graphType=interaction\n"
+
+
+def _tss(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    tss = table["tss"].to_numpy(dtype=np.float64).astype(np.int64)
+    return tss, tss + 1
+
+
+def _strand(table: pd.DataFrame) -> np.ndarray:
+    return table["gene_strand"].fillna(".").to_numpy(dtype=object)
+
+
+def _bedpe(table: pd.DataFrame, value: np.ndarray) -> pd.DataFrame:
+    t_start, t_end = _tss(table)
+    name = _token(table["gene"] + "|" + table["group"] + "|" + table["peak"])
+    return pd.DataFrame(
+        {
+            "chrom1": table["chrom"].to_numpy(),
+            "start1": table["start"].to_numpy(dtype=np.int64),
+            "end1": table["end"].to_numpy(dtype=np.int64),
+            "chrom2": table["gene_chrom"].to_numpy(),
+            "start2": t_start,
+            "end2": t_end,
+            "name": name,
+            "score": scaled_score(value),
+            "strand1": ".",
+            "strand2": _strand(table),
+            "value": value,
+            "key": _token(table["key"]),
+            "rank": table["rank"].to_numpy(dtype=np.int64),
+        },
+        columns=list(BEDPE_COLUMNS),
+    )
+
+
+def _interact(table: pd.DataFrame, value: np.ndarray) -> pd.DataFrame:
+    t_start, t_end = _tss(table)
+    s_chrom = table["chrom"].to_numpy(dtype=object)
+    s_start = table["start"].to_numpy(dtype=np.int64)
+    s_end = table["end"].to_numpy(dtype=np.int64)
+    t_chrom = table["gene_chrom"].to_numpy(dtype=object)
+    body = pd.DataFrame(
+        {
+            "name": _token(table["peak"] + "/" + table["gene"]),
+            "score": scaled_score(value),
+            "value": value,
+            "exp": _token(table["key"]),
+            "color": np.where(value < 0, COLORS[0], COLORS[1]),
+            "sourceChrom": s_chrom,
+            "sourceStart": s_start,
+            "sourceEnd": s_end,
+            "sourceName": _token(table["peak"]),
+            "sourceStrand": ".",
+            "targetChrom": t_chrom,
+            "targetStart": t_start,
+            "targetEnd": t_end,
+            "targetName": _token(table["gene"]),
+            "targetStrand": _strand(table),
+        }
+    )
+    same = s_chrom == t_chrom
+    span = pd.DataFrame(
+        {
+            "chrom": s_chrom,
+            "chromStart": np.where(same, np.minimum(s_start, t_start), s_start),
+            "chromEnd": np.where(same, np.maximum(s_end, t_end), s_end),
+        }
+    )
+    out = pd.concat([span, body], axis=1)
+    if not same.all():  # the record on the gene's chromosome of each trans link
+        other = out.loc[~same].copy()
+        other["chrom"] = t_chrom[~same]
+        other["chromStart"] = t_start[~same]
+        other["chromEnd"] = t_end[~same]
+        order = np.concatenate([np.arange(len(out)), np.flatnonzero(~same) + 0.5])
+        out = pd.concat([out, other], ignore_index=True).iloc[np.argsort(order, kind="stable")]
+    return out[list(INTERACT_COLUMNS)]
