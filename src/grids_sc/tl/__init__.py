@@ -2,6 +2,7 @@
 
 from ._attribute import attribute
 from ._evaluate import evaluate
+from ._executor import TaskError
 from ._explain import explain
 from ._fidelity import surrogate_fidelity
 from ._interventional import interventional_fidelity
@@ -9,6 +10,7 @@ from ._predict import predict_expression
 from ._surrogate import fit_surrogate, get_surrogate
 
 __all__ = [
+    "TaskError",
     "attribute",
     "evaluate",
     "explain",

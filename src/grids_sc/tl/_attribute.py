@@ -6,16 +6,18 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from mudata import MuData
-from tqdm.auto import tqdm
 
-from .._device import resolve_device
 from ..attribution import METHODS, SCORERS, correlation_z
+from ._executor import check_executor
 from ._explain import (
     DIRECTION,
+    _device,
     _plan,
-    _problems,
+    _Task,
     _write,
     check_objective,
+    problems,
+    run_plan,
     selection_record,
 )
 from ._inputs import peak_chromosomes, rna_values
@@ -41,6 +43,8 @@ def attribute(
     device: str = "auto",
     seed: int = 0,
     key_added: str | None = None,
+    executor=None,
+    worker_threads: int | None = 1,
     progress: bool = True,
     copy: bool = False,
     **method_kwargs,
@@ -73,8 +77,9 @@ def attribute(
         Peaks selected (the top ``L`` scores).
     groupby, groups, key, perturb, direction, window
         As in :func:`~grids_sc.tl.explain`.
-    split_seed, device, seed, key_added, progress, copy
-        As in :func:`~grids_sc.tl.explain` (default keys ``{method}_{gene}_{group}``).
+    split_seed, device, seed, key_added, executor, worker_threads, progress, copy
+        As in :func:`~grids_sc.tl.explain` (default keys ``{method}_{gene}_{group}``); with an
+        executor, each (gene, group) is one task.
     max_features
         ``lime``, ``sage`` and ``fimap`` cost grows with the candidates: above this many, they
         rank only the top ``max_features`` candidates by saliency (the others score NaN);
@@ -94,8 +99,9 @@ def attribute(
     check_objective(perturb, direction, L)
     if method in EXPENSIVE and max_features < L:
         raise ValueError(f"max_features ({max_features}) must be at least L ({L})")
+    executor = check_executor(executor, worker_threads)
     plan = _plan(mdata, gene, L, groupby, groups, key, window, key_added, method)
-    dev = resolve_device(device)
+    dev = _device(device, executor)
     settings = {
         "L": int(L),
         "perturb": perturb,
@@ -108,40 +114,42 @@ def attribute(
         "method": method,
         **{k: v for k, v in method_kwargs.items() if isinstance(v, (int, float, str, bool))},
     }
-    y_all = chroms = None
     if method == "correlation":
-        y_all = _expression(mdata, plan)
-        chroms = peak_chromosomes(mdata.mod[plan.atac], plan.atac)
-    results = []
-    bar = tqdm(plan.tasks, desc=method, disable=not progress or len(plan.tasks) < 2)
-    for task in bar:
-        bar.set_postfix(gene=task.name, group=task.group)
-        cells, probs = _problems(task, plan, settings, dev)
-        mask = plan.masks[task.name]
-        feats = np.flatnonzero(mask)
-        task_settings = dict(settings)
-        if method in EXPENSIVE and len(feats) > max_features:
-            sal = SCORERS["saliency"](probs["train"], feats)
-            feats = np.sort(feats[np.argsort(-sal, kind="stable")[:max_features]])
-        task_settings["n_ranked"] = int(len(feats))
-        if method == "correlation":
-            scores = _correlation(
-                mdata, plan, task, cells["train"], feats, y_all, chroms, settings, seed,
-                method_kwargs,
-            )  # fmt: skip
-        else:
-            scores = SCORERS[method](probs["train"], feats, seed=seed, L=L, **method_kwargs)
-        scores = np.asarray(scores, dtype=np.float64)
-        if not np.isfinite(scores).all():
-            raise FloatingPointError(f"{method} gave non-finite scores for {task.name!r}")
-        order = np.argsort(-scores, kind="stable")[:L]
-        full = np.full(len(mask), np.nan)
-        full[feats] = scores
-        extra = {"scores": full[mask]}
-        results.append(
-            selection_record(task, plan, feats[order], full, cells, probs, task_settings, extra)
-        )
+        _correlation_inputs(mdata, plan)
+    results = run_plan(
+        plan, attribute_task, settings, (dev, method_kwargs, max_features), executor,
+        worker_threads, method, progress,
+    )  # fmt: skip
     return _write(mdata, plan, results, copy)
+
+
+def attribute_task(
+    module, rows, task: _Task, settings: dict, dev, method_kwargs: dict, max_features: int
+) -> tuple[dict, dict]:
+    """One attribution run: the surrogate, the group's CSR rows, the task and the settings ->
+    the record (selected peaks by index) and the ``.var`` columns. Runs on workers.
+    """
+    method, L, seed = settings["method"], settings["L"], settings["seed"]
+    cells, local, probs = problems(module, rows, task, settings, dev)
+    mask = task.candidates
+    feats = np.flatnonzero(mask)
+    task_settings = dict(settings)
+    if method in EXPENSIVE and len(feats) > max_features:
+        sal = SCORERS["saliency"](probs["train"], feats)
+        feats = np.sort(feats[np.argsort(-sal, kind="stable")[:max_features]])
+    task_settings["n_ranked"] = int(len(feats))
+    if method == "correlation":
+        scores = _correlation(rows, task, local["train"], feats, settings, method_kwargs)
+    else:
+        scores = SCORERS[method](probs["train"], feats, seed=seed, L=L, **method_kwargs)
+    scores = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise FloatingPointError(f"{method} gave non-finite scores for {task.name!r}")
+    order = np.argsort(-scores, kind="stable")[:L]
+    full = np.full(len(mask), np.nan)
+    full[feats] = scores
+    extra = {"scores": full[mask]}
+    return selection_record(task, feats[order], full, cells, probs, task_settings, extra)
 
 
 def _expression(mdata: MuData, plan) -> np.ndarray:
@@ -153,29 +161,41 @@ def _expression(mdata: MuData, plan) -> np.ndarray:
     return np.asarray(y[:, cols], dtype=np.float64)
 
 
-def _correlation(
-    mdata, plan, task, cells, feats, y_all, chroms, settings, seed, kwargs
-) -> np.ndarray:
+def _correlation_inputs(mdata: MuData, plan) -> None:
+    """Give each task what the correlation method needs: the observed expression of its
+    genes in its group's cells and the background peaks (accessibility-matched peaks are
+    drawn from them).
+    """
+    y_all = _expression(mdata, plan)
+    chrom, chrom_names = peak_chromosomes(mdata.mod[plan.atac], plan.atac)
+    rna_var = mdata.mod[plan.rna].var
+    for task in plan.tasks:
+        gene_chroms = set()
+        if "chrom" in rna_var:
+            names = set(rna_var.loc[task.genes, "chrom"].astype(str))
+            gene_chroms = {i for i, c in enumerate(chrom_names) if c in names}
+        if not gene_chroms:  # no coordinates: the candidates' own chromosomes are excluded
+            gene_chroms = set(np.unique(chrom[task.candidates]).tolist())
+        background = ~np.isin(chrom, list(gene_chroms))
+        if background.sum() < MIN_BACKGROUND:  # one chromosome: the peaks outside the window
+            background = ~task.candidates
+        if background.sum() < MIN_BACKGROUND:  # no window and no gene coordinates: all peaks
+            background = np.ones(len(chrom), dtype=bool)
+        task.inputs = {
+            "expression": y_all[np.ix_(task.cells, task.gene_index)],
+            "background": background,
+        }
+
+
+def _correlation(rows, task: _Task, train: np.ndarray, feats, settings, kwargs) -> np.ndarray:
     """Background z-scores of the candidates, signed so that high means the perturbation
     moves expression the wanted way (closing a positively linked peak lowers expression).
     """
-    cols = [plan.gene_pos[g] for g in task.genes]
-    y = y_all[np.ix_(cells, cols)]
+    y = task.inputs["expression"][train]
     sd = y.std(0)
     y = ((y - y.mean(0)) / np.where(sd > 0, sd, 1.0)).mean(1)
-    chrom, chrom_names = chroms
-    rna_var = mdata.mod[plan.rna].var
-    gene_chroms = set()
-    if "chrom" in rna_var:
-        names = set(rna_var.loc[task.genes, "chrom"].astype(str))
-        gene_chroms = {i for i, c in enumerate(chrom_names) if c in names}
-    if not gene_chroms:  # no coordinates: the candidates' own chromosomes are excluded
-        gene_chroms = set(np.unique(chrom[feats]).tolist())
-    background = ~np.isin(chrom, list(gene_chroms))
-    if background.sum() < MIN_BACKGROUND:  # one chromosome: the peaks outside the window
-        background = ~plan.masks[task.name]
-    if background.sum() < MIN_BACKGROUND:  # no window and no gene coordinates: all peaks
-        background = np.ones(len(chrom), dtype=bool)
-    _, z = correlation_z(plan.x_all[cells], y, feats, background, seed=seed, **kwargs)
+    _, z = correlation_z(
+        rows[train], y, feats, task.inputs["background"], seed=settings["seed"], **kwargs
+    )
     want = DIRECTION[settings["direction"]] * (1.0 if settings["perturb"] == "close" else -1.0)
     return want * z

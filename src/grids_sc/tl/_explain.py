@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 from mudata import MuData
-from tqdm.auto import tqdm
 
 from .._device import resolve_device
 from ..search import EmbeddingSumProblem, run_search
+from ._executor import check_executor, run_tasks
 from ._inputs import atac_binary, obs_column, split_cells
 from ._surrogate import get_surrogate
 from ._windows import gene_coordinates, peak_coordinates, window_mask
@@ -26,11 +26,16 @@ MOVES = ("pair", "single")
 
 @dataclass
 class _Task:
+    """One (gene, group) run: all a worker needs besides the surrogate and the group's rows."""
+
     name: str  # gene or gene-set name
     genes: list[str]
+    gene_index: np.ndarray  # output positions of the genes in the surrogate
     group: str
-    cells: np.ndarray  # integer positions of the group's cells
+    cells: np.ndarray  # integer positions of the group's cells in the MuData
+    candidates: np.ndarray  # boolean mask of the candidate peaks
     key: str
+    inputs: dict = field(default_factory=dict)  # method-specific inputs (attribute)
 
 
 def _gene_specs(gene, model_genes: np.ndarray) -> list[tuple[str, list[str]]]:
@@ -115,6 +120,8 @@ def explain(
     device: str = "auto",
     seed: int = 0,
     key_added: str | None = None,
+    executor=None,
+    worker_threads: int | None = 1,
     progress: bool = True,
     copy: bool = False,
 ) -> MuData | None:
@@ -169,8 +176,21 @@ def explain(
         Seed of the restarts.
     key_added
         Result key (one run) or key prefix (several runs). Default ``grids_{gene}_{group}``.
+    executor
+        Where the runs go: ``None`` runs them here one after the other; a
+        ``dask.distributed.Client`` or a dask scheduler address (``"tcp://host:8786"``), or
+        any ``concurrent.futures.Executor`` whose workers share this machine's file system
+        (e.g. ``ProcessPoolExecutor``) runs each (gene, group) as one task. Each worker gets
+        the surrogate once and each task only its group's accessibility rows; the results
+        are stored here in the order of the serial run and are the same. With an executor,
+        ``device`` is resolved on each worker. A failed task raises
+        :class:`~grids_sc.tl.TaskError` naming it (the worker's exception is its cause), and
+        nothing is written.
+    worker_threads
+        Torch threads of each task in a worker process (1 avoids oversubscribing cores that
+        run one task each); ``None`` leaves the workers' setting.
     progress
-        Show a progress bar over the runs.
+        Show a progress bar over the runs (with an executor, it advances as runs finish).
     copy
         Return a copy with the results instead of writing into ``mdata``.
 
@@ -191,8 +211,9 @@ def explain(
         raise ValueError(f"moves must be one of {list(MOVES)}, got {moves!r}")
     if n_candidates < 1 or n_steps < 0 or restarts < 1:
         raise ValueError("n_candidates and restarts must be at least 1, n_steps at least 0")
+    executor = check_executor(executor, worker_threads)
     plan = _plan(mdata, gene, L, groupby, groups, key, window, key_added, "grids")
-    dev = resolve_device(device)
+    dev = _device(device, executor)
     settings = {
         "L": int(L),
         "perturb": perturb,
@@ -210,12 +231,37 @@ def explain(
     }
 
     # ---- run -----------------------------------------------------------------------------------
-    results = []
-    bar = tqdm(plan.tasks, desc="explain", disable=not progress or len(plan.tasks) < 2)
-    for task in bar:
-        bar.set_postfix(gene=task.name, group=task.group)
-        results.append(_run_task(task, plan, settings, dev))
+    results = run_plan(plan, explain_task, settings, (dev,), executor, worker_threads, "explain",
+                       progress)  # fmt: skip
     return _write(mdata, plan, results, copy)
+
+
+def _device(device: str, executor) -> torch.device | str:
+    """The device here (serial), or the name each worker resolves (with an executor)."""
+    if executor is None:
+        return resolve_device(device)
+    try:
+        torch.device(device if device != "auto" else "cpu")
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'") from err
+    return device
+
+
+def run_plan(plan, fn, settings, args, executor, worker_threads, desc, progress) -> list:
+    """Run ``fn`` on every task of ``plan`` (here or on ``executor``), results in plan order."""
+    return run_tasks(
+        fn,
+        plan.fitted.module,
+        plan.record,
+        lambda task: plan.x_all[task.cells],
+        plan.tasks,
+        settings,
+        args,
+        executor=executor,
+        worker_threads=worker_threads,
+        desc=desc,
+        progress=progress,
+    )
 
 
 def check_objective(perturb: str, direction: str, L) -> None:
@@ -236,10 +282,15 @@ class _Plan:
     rna: str
     atac: str
     tasks: list[_Task]
-    masks: dict[str, np.ndarray]  # candidate peaks per gene (set) name
     x_all: object  # CSR accessibility of all cells
     gene_pos: dict[str, int]
     peak_names: np.ndarray
+
+    @property
+    def record(self) -> dict:
+        """The surrogate's plain-array record (what workers receive)."""
+        entry = self.fitted.entry
+        return {"architecture": entry["config"]["architecture"], "weights": entry["weights"]}
 
 
 def _plan(mdata, gene, L, groupby, groups, key, window, key_added, prefix) -> _Plan:
@@ -267,22 +318,23 @@ def _plan(mdata, gene, L, groupby, groups, key, window, key_added, prefix) -> _P
                 + (f" within {window} bp" if window is not None else "")
             )
     many = len(specs) * len(group_list) > 1
+    gene_pos = {g: i for i, g in enumerate(fitted.genes)}
     tasks = []
     for name, genes in specs:
+        index = np.asarray([gene_pos[g] for g in genes], dtype=np.int64)
         for gname, cells in group_list:
             if key_added is None:
                 k = f"{prefix}_{name}_{gname}"
             else:
                 k = f"{key_added}_{name}_{gname}" if many else key_added
-            tasks.append(_Task(name, genes, gname, cells, _sanitize(k)))
+            tasks.append(_Task(name, genes, index, gname, cells, masks[name], _sanitize(k)))
     return _Plan(
         fitted,
         rna,
         atac,
         tasks,
-        masks,
         x_all,
-        {g: i for i, g in enumerate(fitted.genes)},
+        gene_pos,
         mdata.mod[atac].var_names.to_numpy().astype(str),
     )
 
@@ -293,10 +345,22 @@ def _write(mdata, plan: _Plan, results, copy: bool):
     var = target.mod[plan.atac].var
     store = target.uns.setdefault("grids", {}).setdefault("explain", {})
     for task, (record, columns) in zip(plan.tasks, results):
-        store[task.key] = record
+        store[task.key] = _named(record, plan.peak_names)
         for col, values in columns.items():
             var[f"{task.key}_{col}"] = values
     return target if copy else None
+
+
+def _named(record: dict, names: np.ndarray) -> dict:
+    """The record with the names of its selected peaks (workers return their indices)."""
+    idx = record["selected_index"]
+    out = {}
+    for k, v in record.items():
+        if k == "selected_index":
+            out["selected"] = names[idx]
+        out[k] = v
+    out["per_peak"] = {"peak": names[idx], **record["per_peak"]}
+    return out
 
 
 def _delta_stats(before: np.ndarray, after: np.ndarray) -> dict:
@@ -317,24 +381,29 @@ def _delta_stats(before: np.ndarray, after: np.ndarray) -> dict:
     }
 
 
-def _problems(task: _Task, plan: _Plan, settings: dict, dev) -> tuple[dict, dict]:
-    """The group's search/validation/test cells and a problem on each (a split may be empty)."""
+def problems(module, rows, task: _Task, settings: dict, dev) -> tuple[dict, dict, dict]:
+    """The group's search/validation/test cells (positions in the MuData and in ``rows``) and
+    a problem on each (a split may be empty).
+    """
     split = split_cells(len(task.cells), None, settings["split_seed"])
-    cells = {s: task.cells[split == i] for i, s in enumerate(("train", "validation", "test"))}
-    genes = np.asarray([plan.gene_pos[g] for g in task.genes])
+    local = {s: np.flatnonzero(split == i) for i, s in enumerate(("train", "validation", "test"))}
+    cells = {s: task.cells[i] for s, i in local.items()}
     p, sign = PERTURB[settings["perturb"]], DIRECTION[settings["direction"]]
-    module = plan.fitted.module
+    dev = resolve_device(dev)
     probs = {
-        s: EmbeddingSumProblem(module, plan.x_all[c], genes, p, sign, dev)
-        for s, c in cells.items()
-        if len(c)
+        s: EmbeddingSumProblem(module, rows[i], task.gene_index, p, sign, dev)
+        for s, i in local.items()
+        if len(i)
     }
-    return cells, probs
+    return cells, local, probs
 
 
-def _run_task(task: _Task, plan: _Plan, settings: dict, dev):
-    cells, probs = _problems(task, plan, settings, dev)
-    mask = plan.masks[task.name]
+def explain_task(module, rows, task: _Task, settings: dict, dev) -> tuple[dict, dict]:
+    """One GRIDS run: the surrogate, the group's CSR rows, the task and the settings ->
+    the record (selected peaks by index) and the ``.var`` columns. Runs on workers.
+    """
+    cells, _, probs = problems(module, rows, task, settings, dev)
+    mask = task.candidates
     res = run_search(
         probs["train"],
         settings["L"],
@@ -361,13 +430,12 @@ def _run_task(task: _Task, plan: _Plan, settings: dict, dev):
         "best_restart": int(res.best_restart),
     }
     return selection_record(
-        task, plan, res.selection, score, cells, probs, settings, extra, res.frequency
+        task, res.selection, score, cells, probs, settings, extra, res.frequency
     )
 
 
 def selection_record(
     task: _Task,
-    plan: _Plan,
     selection: np.ndarray,
     score: np.ndarray,
     cells: dict,
@@ -378,7 +446,8 @@ def selection_record(
 ) -> tuple[dict, dict]:
     """The stored record and ``.var`` columns of a selection, the same for every method:
     Avg/Rel Δ on search and test cells, per-cell predictions, and each selected peak's
-    effect alone and loss of effect when only it is restored (on the search cells).
+    effect alone and loss of effect when only it is restored (on the search cells). Peaks are
+    given by index (``selected_index``); the names are added when the record is stored.
     """
     sel = torch.from_numpy(np.asarray(selection, dtype=np.int64))
     train = probs["train"]
@@ -403,15 +472,13 @@ def selection_record(
     per_cell = {k: np.concatenate(v) for k, v in per_cell.items()}
     per_cell["cell"] = per_cell["cell"].astype(np.int64)
 
-    mask = plan.masks[task.name]
+    mask = task.candidates
     rank = np.zeros(len(mask), dtype=np.int64)
     rank[sel.numpy()] = np.arange(1, len(sel) + 1)
     columns = {"selected": rank > 0, "rank": rank, "score": score.astype(np.float64)}
     if frequency is not None and settings.get("restarts", 1) > 1:
         columns["frequency"] = frequency
-    names = plan.peak_names
     per_peak = {
-        "peak": names[sel.numpy()],
         "rank": np.arange(1, len(sel) + 1),
         "alone": alone,
         "restored": restored,
@@ -422,7 +489,6 @@ def selection_record(
         "gene": np.asarray(task.genes, dtype=str),
         "name": task.name,
         "group": task.group,
-        "selected": names[sel.numpy()],
         "selected_index": sel.numpy().astype(np.int64),
         **extra,
         "delta": delta,
