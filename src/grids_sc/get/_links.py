@@ -93,6 +93,13 @@ def tss_distance(
     return np.where(same & np.isfinite(tss), dist, np.nan)
 
 
+def _integers(values: np.ndarray) -> pd.arrays.IntegerArray:
+    """Whole numbers as nullable ``Int64`` (``<NA>`` where missing)."""
+    values = np.asarray(values, dtype=np.float64)
+    missing = ~np.isfinite(values)
+    return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
+
+
 def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
     """The selected peaks of one stored result as a tidy table.
 
@@ -121,10 +128,10 @@ def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
           (the change lost when only this peak is restored to its observed value);
         - ``frequency`` (share of restarts that selected the peak), when stored;
         - where the RNA ``var`` has gene coordinates: ``gene_chrom``, ``tss``,
-          ``gene_strand`` and ``tss_distance`` (signed bp from the TSS to the nearest base of
-          the peak, 0 when it contains the TSS, positive downstream of it on the gene's
-          strand, NaN on another chromosome or without a TSS; see :func:`grids_sc.pp.
-          annotate_genes` for the TSS).
+          ``gene_strand`` and ``tss_distance``, the signed bp from the TSS to the nearest
+          base of the peak (0 when it contains the TSS, positive downstream of it on the
+          gene's strand); ``tss`` and ``tss_distance`` are nullable integers, missing on
+          another chromosome or without a TSS (see :func:`grids_sc.pp.annotate_genes`).
 
     Raises
     ------
@@ -181,12 +188,14 @@ def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
     if anchors is not None:
         for col in anchors.columns:
             table[col] = anchors[col].to_numpy()
-        table["tss_distance"] = tss_distance(
+        dist = tss_distance(
             table["chrom"].to_numpy(dtype=object),
             table["start"].to_numpy(),
             table["end"].to_numpy(),
             anchors,
         )
+        table["tss"] = _integers(table["tss"].to_numpy(dtype=np.float64))
+        table["tss_distance"] = _integers(dist)
     order = np.lexsort((table["gene"].to_numpy(), table["rank"].to_numpy()))
     return table.iloc[order].reset_index(drop=True)
 

@@ -127,7 +127,7 @@ def write_links(
             f"{format} links need gene coordinates: the RNA var has no chrom/start/end; add "
             "them with grids.pp.annotate_genes()"
         )
-    has_tss = np.isfinite(table["tss"].to_numpy(dtype=np.float64)) & table["gene_chrom"].notna()
+    has_tss = (table["tss"].notna() & table["gene_chrom"].notna()).to_numpy()
     if not has_tss.any():
         raise ValueError(
             f"{format} links need each gene's TSS: none of the genes "
@@ -164,7 +164,7 @@ def _track(format: str, name: str, description: str) -> str:
 
 
 def _tss(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    tss = table["tss"].to_numpy(dtype=np.float64).astype(np.int64)
+    tss = table["tss"].to_numpy(dtype=np.int64)
     return tss, tss + 1
 
 
