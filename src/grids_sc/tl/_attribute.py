@@ -91,8 +91,10 @@ def attribute(
 
     Returns
     -------
-    ``None`` (or the copy). Each record holds what ``explain`` stores (``selected``, ``delta``,
-    ``per_cell``, ``per_peak``, ``settings`` with ``method``), plus ``scores`` of the candidates.
+    MuData or None
+        ``None`` (or the copy). Each record holds what ``explain`` stores (``selected``,
+        ``delta``, ``per_cell``, ``per_peak``, ``settings`` with ``method``), plus ``scores``
+        of the candidates.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")

@@ -196,14 +196,15 @@ def explain(
 
     Returns
     -------
-    ``None`` (or the copy). Each run writes ``mdata.uns['grids']['explain'][key]`` with
-    ``gene``, ``group``, ``selected`` (peaks in order of importance), ``trace``, ``delta``
-    (Avg/Rel Δ on search and test cells), ``per_cell``, ``per_peak`` (effect of each peak alone
-    and loss of effect when only it is restored; selection frequency) and ``settings``; and
-    ATAC ``var`` columns ``{key}_selected``, ``{key}_rank`` (1 = most important, 0 = not
-    selected) and ``{key}_score`` (first-order gain of perturbing the peak given the
-    selection, relative to mean expression; NaN outside the window), plus
-    ``{key}_frequency`` when ``restarts > 1``.
+    MuData or None
+        ``None`` (or the copy). Each run writes ``mdata.uns['grids']['explain'][key]`` with
+        ``gene``, ``group``, ``selected`` (peaks in order of importance), ``trace``, ``delta``
+        (Avg/Rel Δ on search and test cells), ``per_cell``, ``per_peak`` (effect of each peak alone
+        and loss of effect when only it is restored; selection frequency) and ``settings``; and
+        ATAC ``var`` columns ``{key}_selected``, ``{key}_rank`` (1 = most important, 0 = not
+        selected) and ``{key}_score`` (first-order gain of perturbing the peak given the
+        selection, relative to mean expression; NaN outside the window), plus
+        ``{key}_frequency`` when ``restarts > 1``.
     """
     # ---- validate everything before writing anything ----------------------------------------
     check_objective(perturb, direction, L)

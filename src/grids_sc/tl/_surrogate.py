@@ -134,9 +134,10 @@ def fit_surrogate(
 
     Returns
     -------
-    ``None``, or the copy when ``copy=True``. The record holds ``config`` (architecture,
-    training and data settings), ``weights`` (plain arrays), ``peaks``, ``genes``, ``split``
-    (train/validation/test cell names) and ``history`` (per-epoch losses of each phase).
+    MuData or None
+        ``None``, or the copy when ``copy=True``. The record holds ``config`` (architecture,
+        training and data settings), ``weights`` (plain arrays), ``peaks``, ``genes``, ``split``
+        (train/validation/test cell names) and ``history`` (per-epoch losses of each phase).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
