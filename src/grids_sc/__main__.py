@@ -1,59 +1,16 @@
-"""``grids`` / ``python -m grids_sc``: run the quickstart on the shipped PBMC data.
+"""``grids`` / ``python -m grids_sc``: the command line (see :mod:`grids_sc.cli`).
 
 grids quickstart [--gene HLA-DQB1] [--group "CD14+ Monocytes"] [--L 10] [--epochs 20]
+grids fit | explain | attribute | evaluate | export INPUT.h5mu ...   (grids STEP --help)
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 
+from .cli import main
 
-def quickstart(gene: str, group: str, L: int, epochs: int, out: str | None) -> None:
-    """Load PBMC tiles, binarise, fit the surrogate, report fidelity, explain a gene."""
-    import grids_sc as grids
-
-    t0 = time.perf_counter()
-    mdata = grids.datasets.pbmc10k_tiles()
-    print(f"loaded PBMC 10k multiome tiles: {mdata.n_obs} cells, {mdata['atac'].n_vars} tiles")
-    grids.pp.binarize(mdata)
-    grids.tl.fit_surrogate(mdata, groupby="celltype", max_epochs=epochs, seed=0)
-    print("\nheld-out per-gene Pearson r (surrogate vs baselines):")
-    print(grids.tl.surrogate_fidelity(mdata).round(3).to_string())
-    grids.tl.explain(mdata, gene, L=L, groupby="celltype", groups=group, window=250_000, restarts=3)
-    key = f"grids_{gene}_{group}"
-    rec = mdata.uns["grids"]["explain"][key]
-    d = rec["delta"]
-    print(f"\nGRIDS: {L} tiles whose closing lowers {gene} most in {group}")
-    print(f"held-out cells: Avg delta {d['avg_test']:+.3f}, Rel delta {100 * d['rel_test']:+.1f}%")
-    pp = rec["per_peak"]
-    for p, a, r, f in zip(pp["peak"], pp["alone"], pp["restored"], pp["frequency"]):
-        print(f"  {p:<26} alone {100 * a:+6.2f}%  lost if restored {100 * r:+6.2f}%  freq {f:.2f}")
-    if out:
-        mdata.write(out)
-        print(f"\nwrote {out}")
-    print(f"\ndone in {time.perf_counter() - t0:.0f} s")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="grids", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    q = sub.add_parser("quickstart", help="fit and explain on the shipped PBMC data")
-    q.add_argument("--gene", default="HLA-DQB1")
-    q.add_argument("--group", default="CD14+ Monocytes")
-    q.add_argument("--L", type=int, default=10)
-    q.add_argument("--epochs", type=int, default=20)
-    q.add_argument("--out", default=None, help="write the result .h5mu here")
-    args = parser.parse_args(argv)
-    try:
-        quickstart(args.gene, args.group, args.L, args.epochs, args.out)
-    except (KeyError, ValueError) as err:
-        print(f"grids: error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,521 @@
+"""The pipeline subcommands: ``fit``, ``explain``, ``attribute``, ``evaluate``, ``export``.
+
+Each reads an ``.h5mu``, runs the Python function of the same name with the options given,
+and writes the result; options are made from the function's signature (see ``_options``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import textwrap
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+from ._files import atomic_path, output_target, read_h5mu, write_h5mu, write_text
+from ._options import (
+    CLIError,
+    add_function_options,
+    function_kwargs,
+    parse_gene_set,
+    parse_param,
+)
+
+FORMAT_SUFFIXES = {
+    ".bedpe": "bedpe",
+    ".interact": "interact",
+    ".inter.bed": "interact",
+    ".interact.bed": "interact",
+    ".tsv": "tsv",
+    ".txt": "tsv",
+}
+RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=88)
+
+
+def _io_options(p: argparse.ArgumentParser, *, required: bool = True, what: str = "") -> None:
+    p.add_argument("input", metavar="INPUT.h5mu", help="the MuData to read")
+    out = p.add_mutually_exclusive_group(required=required)
+    out.add_argument(
+        "-o",
+        "--output",
+        metavar="OUTPUT.h5mu",
+        help=f"write the MuData{what} here (written whole to a temporary file, then moved "
+        "into place, so a failed run leaves no partial file)"
+        + ("" if required else "; default: the input is not rewritten"),
+    )
+    out.add_argument(
+        "--inplace",
+        action="store_true",
+        help="rewrite INPUT.h5mu instead (safely, as for --output)",
+    )
+
+
+def _gene_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("genes (at least one of)")
+    g.add_argument(
+        "-g",
+        "--gene",
+        dest="genes",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="GENE",
+        help="gene(s) to explain, one run each (repeatable)",
+    )
+    g.add_argument(
+        "--gene-set",
+        dest="gene_sets",
+        action="append",
+        type=parse_gene_set,
+        default=[],
+        metavar="NAME=GENE1,GENE2",
+        help="a gene set searched with the gene-set objective (mean relative change over the "
+        "set), stored as NAME (repeatable)",
+    )
+
+
+def _gene_args(args) -> list:
+    """The ``gene`` arguments of the runs: the genes (one run each), then the gene sets."""
+    if not args.genes and not args.gene_sets:
+        raise CLIError("give --gene and/or --gene-set")
+    runs: list = []
+    if args.genes:
+        runs.append(list(dict.fromkeys(args.genes)))
+    if args.gene_sets:
+        runs.append(dict(args.gene_sets))
+    return runs
+
+
+def _finish(mdata, args, say, what: str) -> None:
+    target = output_target(args)
+    if target is None:
+        return
+    say(f"writing {target}")
+    write_h5mu(mdata, target)
+    say(f"wrote {what} to {target}")
+
+
+def _read(args, say):
+    say(f"reading {args.input}")
+    mdata = read_h5mu(args.input)
+    mods = ", ".join(f"{k} {v.n_vars}" for k, v in mdata.mod.items())
+    say(f"read {mdata.n_obs} cells ({mods} features)")
+    return mdata
+
+
+def _changed(store: dict, before: dict) -> list[str]:
+    return [k for k, v in store.items() if before.get(k) is not v]
+
+
+def _report_results(mdata, keys: list[str], say) -> None:
+    store = mdata.uns["grids"]["explain"]
+    for k in keys:
+        d = store[k]["delta"]
+        say(
+            f"{k}: {len(store[k]['selected'])} peaks, held-out Avg delta "
+            f"{float(d.get('avg_test', float('nan'))):+.4f}, Rel delta "
+            f"{100 * float(d.get('rel_test', float('nan'))):+.1f}%"
+        )
+
+
+# ---- fit -------------------------------------------------------------------------------------
+
+FIT_EXAMPLE = """\
+example:
+  grids fit pbmc.h5mu -o pbmc_fit.h5mu --binarize --groupby celltype
+  grids fit raw.h5mu -o fit.h5mu --binarize --gene-bounds genes.gtf --max-epochs 40
+
+Stores the surrogate in mdata.uns['grids'][KEY_ADDED] (weights as plain arrays), which
+grids explain / attribute read back with --key.
+"""
+
+
+def add_fit(sub, common) -> None:
+    """``grids fit``."""
+    from .. import tl
+    from ..tl._inputs import RNA_TRANSFORMS
+    from ..tl._surrogate import MODELS
+
+    p = sub.add_parser(
+        "fit",
+        parents=[common],
+        formatter_class=RAW,
+        help="fit the surrogate (grids.tl.fit_surrogate)",
+        description=_wrap(
+            "Fit the surrogate F (binarised ATAC -> predicted RNA) with "
+            "grids.tl.fit_surrogate and store it in the MuData."
+        ),
+        epilog=FIT_EXAMPLE,
+    )
+    _io_options(p, what=" with the fitted surrogate")
+    pre = p.add_argument_group("preparation, before fitting")
+    pre.add_argument(
+        "--binarize",
+        action="store_true",
+        help="binarise the ATAC matrix first (grids.pp.binarize; into --layer when given, "
+        "else .X; the written MuData holds the binary matrix)",
+    )
+    pre.add_argument(
+        "--binarize-threshold",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="with --binarize: values > T become 1 (default: 0)",
+    )
+    pre.add_argument(
+        "--gene-bounds",
+        metavar="PATH",
+        help="annotate the RNA genes with coordinates, strand and TSS from a BED, GTF/GFF or "
+        "table file first (grids.pp.annotate_genes); model 'cis' and --window need them",
+    )
+    names = add_function_options(
+        p, tl.fit_surrogate, choices={"model": MODELS, "rna_transform": RNA_TRANSFORMS}
+    )
+    p.set_defaults(run=partial(_fit, names=names))
+
+
+def _fit(args, say, names) -> None:
+    from .. import pp, tl
+
+    mdata = _read(args, say)
+    if args.gene_bounds:
+        say(f"annotating genes from {args.gene_bounds}")
+        pp.annotate_genes(mdata, args.gene_bounds, rna=args.rna)
+    if args.binarize:
+        say("binarising ATAC" + (f" layer {args.layer!r}" if args.layer else ""))
+        pp.binarize(
+            mdata,
+            atac=args.atac,
+            threshold=args.binarize_threshold,
+            layer=args.layer,
+            key_added=args.layer,
+        )
+    kwargs = function_kwargs(args, names)
+    say(f"fitting the {kwargs['model']!r} surrogate")
+    tl.fit_surrogate(mdata, progress=not args.quiet, **kwargs)
+    hist = mdata.uns["grids"][args.key_added]
+    say(f"fitted {len(hist['genes'])} genes from {len(hist['peaks'])} peaks")
+    _finish(mdata, args, say, f"surrogate {args.key_added!r}")
+
+
+# ---- explain / attribute ---------------------------------------------------------------------
+
+EXPLAIN_EXAMPLE = """\
+example:
+  grids explain fit.h5mu -o explained.h5mu -g HLA-DQB1 --groupby celltype \\
+      --groups "CD14+ Monocytes" --window 250000 --restarts 3
+  grids explain fit.h5mu --inplace -g CCR7 ZEB2 --groupby celltype   # every group
+  grids explain fit.h5mu -o sets.h5mu --gene-set mhc2=HLA-DQB1,HLA-DRA -L 20
+
+Each (gene, group) run is stored in mdata.uns['grids']['explain'][KEY] (KEY defaults to
+grids_{gene}_{group}) with ATAC var columns {KEY}_selected, _rank, _score; see
+grids export and grids evaluate for tables and browser tracks.
+"""
+
+ATTRIBUTE_EXAMPLE = """\
+example:
+  grids attribute fit.h5mu -m saliency -o attributed.h5mu -g HLA-DQB1 --groupby celltype \\
+      --groups "CD14+ Monocytes" --window 250000
+  grids attribute fit.h5mu -m lime --inplace -g CCR7 --param n_samples=500
+
+Results are stored like grids explain's (default keys {method}_{gene}_{group}), so
+grids evaluate compares them with GRIDS.
+"""
+
+
+def _executor_option(p, func) -> bool:
+    """Add ``--executor`` when the function takes one (the distributed explain)."""
+    if "executor" not in inspect.signature(func).parameters:
+        return False
+    p.add_argument_group("distributed runs").add_argument(
+        "--executor",
+        metavar="ADDRESS|N",
+        default=None,
+        help="run the (gene, group) tasks on a Dask scheduler at ADDRESS "
+        "(e.g. tcp://host:8786) or on N local worker processes; results equal the serial "
+        "run's",
+    )
+    return True
+
+
+@contextlib.contextmanager
+def _executor(value: str | None):
+    """``None``, a scheduler address, or a pool of N local processes (shut down after)."""
+    try:
+        n = int(value) if value is not None else None
+    except ValueError:
+        yield value  # a scheduler address
+        return
+    if n is None:
+        yield None
+        return
+    if n < 1:
+        raise CLIError(f"--executor N must be at least 1, got {n}")
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(n) as pool:
+        yield pool
+
+
+def add_explain(sub, common) -> None:
+    """``grids explain``."""
+    from .. import tl
+    from ..tl._explain import DIRECTION, MOVES, PERTURB
+
+    p = sub.add_parser(
+        "explain",
+        parents=[common],
+        formatter_class=RAW,
+        help="find the peaks a gene depends on (grids.tl.explain)",
+        description=_wrap(
+            "Run the GRIDS subset search (grids.tl.explain): the L peaks whose joint "
+            "closing (or opening) moves a gene's predicted expression most in a group of cells."
+        ),
+        epilog=EXPLAIN_EXAMPLE,
+    )
+    _io_options(p, what=" with the results")
+    _gene_options(p)
+    names = add_function_options(
+        p,
+        tl.explain,
+        skip={"gene", "executor"},
+        choices={"perturb": PERTURB, "direction": DIRECTION, "moves": MOVES},
+    )
+    has_executor = _executor_option(p, tl.explain)
+    p.set_defaults(run=partial(_explain, names=names, has_executor=has_executor))
+
+
+def _explain(args, say, names, has_executor) -> None:
+    from .. import tl
+
+    runs = _gene_args(args)
+    mdata = _read(args, say)
+    kwargs = function_kwargs(args, names)
+    before = dict(mdata.uns.get("grids", {}).get("explain", {}))
+    with _executor(args.executor if has_executor else None) as executor:
+        if has_executor:
+            kwargs["executor"] = executor
+        for gene in runs:
+            say(f"explaining {_describe(gene)}")
+            tl.explain(mdata, gene, progress=not args.quiet, **kwargs)
+    _report_results(mdata, _changed(mdata.uns["grids"]["explain"], before), say)
+    _finish(mdata, args, say, "the results")
+
+
+def _describe(gene) -> str:
+    if isinstance(gene, dict):
+        return "gene set(s) " + ", ".join(f"{k} ({len(v)} genes)" for k, v in gene.items())
+    return ", ".join(gene)
+
+
+def add_attribute(sub, common) -> None:
+    """``grids attribute``."""
+    from .. import tl
+    from ..attribution import METHODS
+    from ..tl._explain import DIRECTION, PERTURB
+
+    p = sub.add_parser(
+        "attribute",
+        parents=[common],
+        formatter_class=RAW,
+        help="rank peaks by a baseline method (grids.tl.attribute)",
+        description=_wrap(
+            "Rank a gene's peaks by a baseline attribution method and keep the top L "
+            "(grids.tl.attribute), stored and scored like grids explain's results."
+        ),
+        epilog=ATTRIBUTE_EXAMPLE,
+    )
+    _io_options(p, what=" with the results")
+    p.add_argument(
+        "-m", "--method", required=True, choices=list(METHODS), help="the attribution method"
+    )
+    _gene_options(p)
+    names = add_function_options(
+        p,
+        tl.attribute,
+        skip={"gene", "method", "executor"},
+        choices={"perturb": PERTURB, "direction": DIRECTION},
+    )
+    has_executor = _executor_option(p, tl.attribute)
+    p.add_argument(
+        "--param",
+        dest="method_kwargs",
+        action="append",
+        type=parse_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a keyword argument of the method, e.g. n_samples=500 for lime, nt_samples=20 for "
+        "smoothgrad, n_permutations=64 for sage (repeatable; numbers and true/false are "
+        "converted)",
+    )
+    p.set_defaults(run=partial(_attribute, names=names, has_executor=has_executor))
+
+
+def _attribute(args, say, names, has_executor) -> None:
+    from .. import tl
+
+    runs = _gene_args(args)
+    mdata = _read(args, say)
+    kwargs = function_kwargs(args, names) | dict(args.method_kwargs)
+    before = dict(mdata.uns.get("grids", {}).get("explain", {}))
+    with _executor(args.executor if has_executor else None) as executor:
+        if has_executor:
+            kwargs["executor"] = executor
+        for gene in runs:
+            say(f"{args.method}: {_describe(gene)}")
+            tl.attribute(mdata, gene, args.method, progress=not args.quiet, **kwargs)
+    _report_results(mdata, _changed(mdata.uns["grids"]["explain"], before), say)
+    _finish(mdata, args, say, "the results")
+
+
+# ---- evaluate --------------------------------------------------------------------------------
+
+EVALUATE_EXAMPLE = """\
+example:
+  grids evaluate explained.h5mu --table evaluation.tsv
+  grids evaluate explained.h5mu --pchic pbmc10k --table evaluation.csv --inplace
+  grids evaluate explained.h5mu > evaluation.tsv
+
+The table is also stored in mdata.uns['grids'][KEY_ADDED] when the MuData is written
+(--output or --inplace).
+"""
+
+
+def add_evaluate(sub, common) -> None:
+    """``grids evaluate``."""
+    from .. import tl
+
+    p = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        formatter_class=RAW,
+        help="compare stored results in one table (grids.tl.evaluate)",
+        description=_wrap(
+            "Tabulate every stored explain/attribute result (grids.tl.evaluate): "
+            "held-out effects, hit rates near the gene, PCHi-C enrichment, and, on simulated "
+            "data, the planted CREs found."
+        ),
+        epilog=EVALUATE_EXAMPLE,
+    )
+    _io_options(p, required=False, what=" with the table in .uns")
+    p.add_argument(
+        "-t",
+        "--table",
+        default="-",
+        metavar="PATH",
+        help="write the table here: comma-separated for a .csv suffix, else tab-separated "
+        "(default: tab-separated to stdout)",
+    )
+    p.add_argument(
+        "--pchic",
+        metavar="PATH|pbmc10k",
+        default=None,
+        help="promoter-capture Hi-C support: a CSV/TSV with columns tile, gene, celltype, "
+        "pchic_significant, or 'pbmc10k' for the support shipped with the PBMC tiles "
+        "(grids.datasets.pchic_support); default: no PCHi-C columns",
+    )
+    names = add_function_options(p, tl.evaluate, skip={"pchic"})
+    p.set_defaults(run=partial(_evaluate, names=names))
+
+
+def _read_pchic(value: str | None) -> pd.DataFrame | None:
+    if value is None:
+        return None
+    if value == "pbmc10k":
+        from ..datasets import pchic_support
+
+        return pchic_support()
+    path = Path(value)
+    if not path.exists():
+        raise CLIError(f"PCHi-C file {value!r} not found")
+    sep = "," if ".csv" in path.suffixes else "\t"
+    return pd.read_csv(path, sep=sep)
+
+
+def _evaluate(args, say, names) -> None:
+    from .. import tl
+
+    pchic = _read_pchic(args.pchic)
+    mdata = _read(args, say)
+    table = tl.evaluate(mdata, pchic=pchic, **function_kwargs(args, names))
+    sep = "," if args.table.endswith(".csv") else "\t"
+    write_text(args.table, lambda fh: table.to_csv(fh, sep=sep, index=False, na_rep="NA"))
+    if args.table != "-":
+        say(f"wrote the evaluation of {len(table)} results to {args.table}")
+    _finish(mdata, args, say, f"the table (uns['grids'][{args.key_added!r}])")
+
+
+# ---- export ----------------------------------------------------------------------------------
+
+EXPORT_EXAMPLE = """\
+example:
+  grids export explained.h5mu -o links.bedpe                  # IGV, bedtools
+  grids export explained.h5mu -o links.interact.bed --value restored   # UCSC interact
+  grids export explained.h5mu -o links.tsv --keys grids_HLA-DQB1_CD14+_Monocytes
+
+The format follows the suffix (.bedpe; .interact, .inter.bed or .interact.bed; .tsv or .txt)
+unless --format is given. Browser formats link each selected peak to its gene's TSS and
+need gene coordinates with a strand in the RNA var (grids fit --gene-bounds).
+"""
+
+
+def add_export(sub, common) -> None:
+    """``grids export``."""
+    from .. import io
+    from ..io._links import _VALUES
+
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        formatter_class=RAW,
+        help="write peak-gene links for genome browsers (grids.io.write_links)",
+        description=_wrap(
+            "Write the stored results as peak-gene links (grids.io.write_links): IGV "
+            "BEDPE, UCSC interact, or the tidy table of grids.get.links as TSV."
+        ),
+        epilog=EXPORT_EXAMPLE,
+    )
+    p.add_argument("input", metavar="INPUT.h5mu", help="the MuData to read")
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help="the file to write")
+    p.add_argument(
+        "-f",
+        "--format",
+        choices=list(io.FORMATS),
+        default=None,
+        help="the file format (default: from the suffix of --output)",
+    )
+    names = add_function_options(
+        p, io.write_links, skip={"path", "format"}, choices={"value": _VALUES}
+    )
+    p.set_defaults(run=partial(_export, names=names))
+
+
+def export_format(path: str, given: str | None) -> str:
+    """``given``, else the format the suffix of ``path`` names."""
+    if given is not None:
+        return given
+    name = Path(path).name.lower()
+    for suffix, fmt in sorted(FORMAT_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(suffix):
+            return fmt
+    raise CLIError(
+        f"cannot tell the format of {path!r} from its suffix "
+        f"({', '.join(FORMAT_SUFFIXES)}); pass --format"
+    )
+
+
+def _export(args, say, names) -> None:
+    from .. import io
+
+    fmt = export_format(args.output, args.format)
+    mdata = _read(args, say)
+    with atomic_path(args.output) as tmp:
+        io.write_links(mdata, tmp, format=fmt, **function_kwargs(args, names))
+    say(f"wrote {fmt} links to {args.output}")
