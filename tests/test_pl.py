@@ -179,8 +179,8 @@ def test_compare_bars_per_method(results):
         ]
     assert [t.get_text() for t in axs[0].get_xticklabels()] == ["GRIDS", "Saliency", "Correlation"]
     heights = [b.get_height() for b in axs[0].patches]
-    assert heights == pytest.approx(df.set_index("method").loc[["grids", "saliency",
-                                                                "correlation"], "rel_delta"])  # fmt: skip
+    want = df.set_index("method").loc[["grids", "saliency", "correlation"], "rel_delta"]
+    assert heights == pytest.approx(want.to_numpy())
     axs = grids.pl.compare(results, metrics=["precision", "recall"])  # the stored table
     assert len(axs) == 2 and axs[0].get_ylim()[1] == pytest.approx(1.1)
     with pytest.raises(KeyError, match="pchic_enrichment"):

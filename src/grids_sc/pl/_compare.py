@@ -76,6 +76,7 @@ def compare(
     if by not in table.columns:
         raise KeyError(f"column {by!r} not in the evaluation table ({list(table.columns)})")
     metrics = _metrics(table, metrics)
+    _check_like_with_like(table, by)
     labels = list(pd.unique(table[by].astype(str)))
     if order is not None:
         unknown = [o for o in order if o not in labels]
@@ -109,6 +110,7 @@ def compare(
         for x, v in zip(xs, means):
             if np.isfinite(v):
                 s = f"{v:.0%}" if percent else f"{v:.2g}"
+                s = s.replace("-0%", "0%")
                 a.annotate(s, (x, v), xytext=(0, 2 if v >= 0 else -2), textcoords="offset points",
                            ha="center", va="bottom" if v >= 0 else "top", fontsize=7)  # fmt: skip
             else:
@@ -127,8 +129,10 @@ def compare(
             a.set_ylim(lo - 0.06 * (hi - lo) if lo < 0 else lo, hi + 0.06 * (hi - lo))
         for sp in ("top", "right"):
             a.spines[sp].set_visible(False)
-    n = len(table)
-    axs[0].set_title(f"{n} result(s)", loc="left", fontsize=9, color="#444444")
+    counts = values.value_counts()
+    if (counts > 1).any():
+        axs[0].set_title("bars: mean over results, dots: each result", loc="left", fontsize=8,
+                         color="#444444")  # fmt: skip
     if ax is None:
         fig.tight_layout()
     return finish(fig, "compare", show, save, ax, axs)
@@ -145,6 +149,24 @@ def _table(df, key: str) -> pd.DataFrame:
             )
         return pd.DataFrame({c: np.asarray(v) for c, v in stored.items()})
     raise TypeError(f"df must be a DataFrame or a MuData, got {type(df).__name__}")
+
+
+def _check_like_with_like(table: pd.DataFrame, by: str) -> None:
+    """Warn when the bars summarise different (gene, group) sets."""
+    if by != "method" or not {"gene", "group"} <= set(table.columns):
+        return
+    sets = {
+        str(m): frozenset(zip(d["gene"].astype(str), d["group"].astype(str)))
+        for m, d in table.groupby(table["method"].astype(str))
+    }
+    if len(set(sets.values())) > 1:
+        counts = {m: len(v) for m, v in sets.items()}
+        warnings.warn(
+            "the methods were evaluated on different (gene, group) sets, so their bars average "
+            f"different results ({counts} results each); evaluate the same genes and groups "
+            "for every method to compare them",
+            stacklevel=3,
+        )
 
 
 def _metrics(table: pd.DataFrame, metrics) -> list[str]:

@@ -14,6 +14,7 @@ from ._utils import (
     axes_list,
     finish,
     get_records,
+    group_text,
     record_method,
     record_name,
     scalar,
@@ -83,7 +84,7 @@ def _panel(a: Axes, key: str, record: dict, splits, size) -> None:
     method = record_method(record)
     colors = {"train": SEARCH_COLOR, "test": method_color(method)}
     n_total = int(np.isin(split, list(splits)).sum())
-    s = size if size is not None else float(np.clip(1500 / max(n_total, 1), 2, 20))
+    s = size if size is not None else float(np.clip(8000 / max(n_total, 1), 3, 20))
     for sp in splits:
         m = split == sp
         if not m.any():
@@ -106,9 +107,12 @@ def _panel(a: Axes, key: str, record: dict, splits, size) -> None:
     a.set_ylabel(f"predicted {name}, peaks {_perturbed(record)}")
     group = str(scalar(record["group"]))
     n_peaks = len(np.atleast_1d(record["selected"]))
-    a.set_title(f"{method_label(method)}: {name} in {group}\n{n_peaks} peaks", fontsize=10)
-    a.legend(fontsize=7, loc="upper left", frameon=False, title="change of mean",
-             title_fontsize=7, alignment="left")  # fmt: skip
+    head = f"{method_label(method)}: {name}, {group_text(group)}"
+    a.set_title(f"{head}\n{n_peaks} peaks {_perturbed(record)}", fontsize=10)
+    leg = a.legend(fontsize=7, loc="upper left", frameon=False, title="change of mean",
+                   title_fontsize=7, alignment="left", markerscale=max(1.0, 16 / s))  # fmt: skip
+    for h in leg.legend_handles:
+        h.set_alpha(1.0)
     for sp in ("top", "right"):
         a.spines[sp].set_visible(False)
 

@@ -11,7 +11,8 @@ from mudata import MuData
 from ._style import method_color
 from ._utils import as_str_array, axes_list, finish, scalar
 
-MAX_LABELS = 15
+MAX_LABELS = 15  # label every gene up to this many
+MIN_MEDIAN = 5  # mark the medians from this many genes
 
 
 def fidelity(
@@ -111,32 +112,35 @@ def _per_gene(a: Axes, names, r_sur, r_ridge, chosen) -> None:
               alpha=0.8, lw=0, label=f"genes: surrogate better for {better} of {int(ok.sum())}",
               zorder=3, rasterized=ok.sum() > 2000)  # fmt: skip
     vals = np.r_[r_sur[ok], r_ridge[ok]]
-    lo = min(0.0, float(vals.min())) if len(vals) else 0.0
-    lim = (lo - 0.03, 1.0)
+    lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
+    pad = max(0.05, 0.08 * (hi - lo))
+    lim = (max(-1.0, lo - pad), min(1.0, hi + pad))
     a.plot(lim, lim, color="#555555", lw=0.8, ls="--", zorder=1, label="equal")
-    if ok.any():
+    if ok.sum() >= MIN_MEDIAN:
         med_s, med_r = float(np.median(r_sur[ok])), float(np.median(r_ridge[ok]))
         a.plot(med_r, med_s, marker="+", ms=12, mew=1.6, color="black", ls="none", zorder=4,
                label=f"median: surrogate {med_s:.2f}, ridge {med_r:.2f}")  # fmt: skip
     show_labels = set(chosen) | (set(names[ok]) if ok.sum() <= MAX_LABELS else set())
-    for g, x, y in zip(names, r_ridge, r_sur):
-        if g in show_labels and np.isfinite(x) and np.isfinite(y):
-            a.annotate(g, (x, y), xytext=(4, -3), textcoords="offset points", fontsize=7,
-                       style="italic", va="top")  # fmt: skip
+    labelled = [i for i, g in enumerate(names) if g in show_labels and ok[i]]
+    for j, i in enumerate(sorted(labelled, key=lambda i: r_sur[i])):
+        right = j % 2 == 0  # alternate sides so that close genes do not overprint
+        a.annotate(names[i], (r_ridge[i], r_sur[i]), xytext=(5 if right else -5, 0),
+                   textcoords="offset points", fontsize=7, style="italic", va="center",
+                   ha="left" if right else "right")  # fmt: skip
     a.set_xlim(lim)
     a.set_ylim(lim)
     a.set_aspect("equal", adjustable="box")
     a.set_xlabel("ridge regression, held-out Pearson r")
     a.set_ylabel("surrogate, held-out Pearson r")
     a.set_title("Per-gene fidelity on held-out cells", fontsize=10)
-    a.legend(fontsize=7, frameon=False, loc="upper left")
+    a.legend(fontsize=7, frameon=False, loc="lower right")
     for sp in ("top", "right"):
         a.spines[sp].set_visible(False)
 
 
 def _per_cell(a: Axes, gene, obs, sur, rid, r_s, r_r, transform) -> None:
     n = len(obs)
-    s = float(np.clip(3000 / max(n, 1), 2, 16))
+    s = float(np.clip(6000 / max(n, 1), 3, 16))
     big = n > 2000
     a.scatter(obs, rid, s=s, color=method_color("ridge"), alpha=0.45, lw=0,
               label=f"ridge (r = {r_r:.2f})", rasterized=big)  # fmt: skip

@@ -13,6 +13,7 @@ from ._utils import (
     axes_list,
     finish,
     get_records,
+    group_text,
     percent_formatter,
     record_method,
     record_name,
@@ -98,7 +99,7 @@ def interactions(
     a.set_xlabel("effect of the peak alone\n(% of mean expression)")
     a.set_ylabel("effect lost when only it is restored\n(% of mean expression)")
     group = str(scalar(record["group"]))
-    a.set_title(f"{method_label(method)}: {record_name(record)} in {group}", fontsize=10)
+    a.set_title(f"{method_label(method)}: {record_name(record)}, {group_text(group)}", fontsize=10)
     a.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(0.0, 0.78))
     for sp in ("top", "right"):
         a.spines[sp].set_visible(False)

@@ -15,7 +15,7 @@ METHOD_COLORS = {
     "sage": "#CC79A7",
     "fimap": "#882255",
     "correlation": "#332288",
-    "random": "#999999",
+    "random": "#8C6D31",
     # fidelity baselines
     "surrogate": "#D55E00",
     "ridge": "#0072B2",
@@ -40,7 +40,7 @@ METHOD_LABELS = {
 
 PCHIC_COLOR = "#009E73"
 SEARCH_COLOR = "#9A9A9A"
-SCORE_CMAP = "viridis_r"
+SCORE_CMAP = "Greys"
 
 
 def method_label(method: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 from mudata import MuData
 
 from ._style import method_label, series_colors
@@ -13,6 +14,7 @@ from ._utils import (
     axes_list,
     finish,
     get_records,
+    group_text,
     percent_formatter,
     record_method,
     record_name,
@@ -84,13 +86,14 @@ def trace(
         a.plot(len(main) - 1, main[-1], "o", color=color, ms=5)
     a.axhline(0, color="#888888", lw=0.6)
     a.set_xlim(0, n_steps * 1.02 if n_steps else 1)
+    a.xaxis.set_major_locator(MaxNLocator(integer=True))
     a.set_xlabel("search step")
     a.set_ylabel("change of mean predicted expression\n(search cells)")
     percent_formatter(a, "y")
     first = records[0][1]
     title = f"Search trace: {record_name(first)}"
     if not distinct_groups:
-        title += f" in {scalar(first['group'])}"
+        title += f", {group_text(str(scalar(first['group'])))}"
     a.set_title(title, fontsize=10)
     a.legend(fontsize=7, frameon=False, loc="best")
     for sp in ("top", "right"):

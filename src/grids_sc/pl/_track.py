@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.gridspec import GridSpec
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from mudata import MuData
@@ -20,6 +20,7 @@ from ._style import PCHIC_COLOR, SCORE_CMAP, method_color, method_label
 from ._utils import (
     finish,
     get_records,
+    group_text,
     modalities,
     record_genes,
     record_method,
@@ -27,6 +28,9 @@ from ._utils import (
 )
 
 MIN_BAR_FRACTION = 1 / 700  # thinnest drawn bar, as a fraction of the region's width
+SELECTED_BAR_FRACTION = 1 / 300  # thinnest selected bar
+CMAP_FLOOR = 0.3  # the lightest colour of the score map, so that small scores stay visible
+MIN_CHEVRON_FRACTION = 0.03  # strand chevrons only on genes at least this wide (of the view)
 GENE_COLOR = "#222222"
 OTHER_GENE_COLOR = "#9A9A9A"
 
@@ -119,7 +123,6 @@ def track(
     groups = list(dict.fromkeys(str(scalar(r["group"])) for _, r in records))
     pchic_rows = _pchic_rows(pchic, genes, groups, a_atac, chrom, lo, hi)
 
-    n_rows = 1 + len(pchic_rows) + len(records)
     heights = [1.1] + [0.45] * len(pchic_rows) + [1.25] * len(records)
     fig, row_axes, cax = _layout(ax, heights, 1 + len(pchic_rows), figsize)
     for a in row_axes[1:]:
@@ -131,12 +134,14 @@ def track(
     for a, (group, tiles) in zip(row_axes[1 : 1 + len(pchic_rows)], pchic_rows):
         _draw_pchic(a, tiles, group, span)
 
-    norm = Normalize(-1.0, 1.0)
-    colormap = colormaps[cmap]
+    norm = Normalize(0.0, 1.0)
+    colormap = ListedColormap(colormaps[cmap](np.linspace(CMAP_FLOOR, 1.0, 256)))
+    supported = {g: set(t.index[t["significant"].to_numpy(dtype=bool)]) for g, t in pchic_rows}
     for a, (key, record) in zip(row_axes[1 + len(pchic_rows) :], records):
+        group = str(scalar(record["group"]))
         _draw_result(
             a, key, record, a_atac.var, in_region, p_start, p_end, span, norm, colormap,
-            label_ranks,
+            label_ranks, supported.get(group),
         )  # fmt: skip
 
     for a in row_axes[:-1]:
@@ -148,10 +153,10 @@ def track(
 
     sm = ScalarMappable(norm=norm, cmap=colormap)
     cbar = fig.colorbar(sm, cax=cax)
-    cbar.set_label("peak score\n(fraction of row's max |score|)", fontsize=8)
+    cbar.set_label("|peak score|\n(fraction of the row's largest)", fontsize=8)
     cbar.ax.tick_params(labelsize=7)
-    name = "+".join(genes)
-    row_axes[0].set_title(f"{name}: {len(records)} result(s), {n_rows - 1} track(s)", loc="left")
+    name = ", ".join(genes)
+    row_axes[0].set_title(f"{name}: candidate peaks and selections", loc="left", fontsize=11)
     row_axes[0].set_title(
         f"{chrom}:{int(lo):,}-{int(hi):,}", loc="right", fontsize=8, color="#555555"
     )
@@ -247,14 +252,14 @@ def _layout(ax, heights, first_result, figsize):
     if ax is None:
         fig = plt.figure(figsize=figsize or (10.0, 0.5 + 0.85 * sum(heights)))
         gs = GridSpec(n, 2, figure=fig, height_ratios=heights, width_ratios=[1, 0.018],
-                      hspace=0.12, wspace=0.02, left=0.13, right=0.93)  # fmt: skip
+                      hspace=0.38, wspace=0.02, left=0.13, right=0.93)  # fmt: skip
     else:
         fig = ax.figure
         spec = ax.get_subplotspec()
         if spec is None:
             raise ValueError("ax= must be a subplot (e.g. from plt.subplots) to split into rows")
         gs = spec.subgridspec(n, 2, height_ratios=heights, width_ratios=[1, 0.018],
-                              hspace=0.12, wspace=0.02)  # fmt: skip
+                              hspace=0.38, wspace=0.02)  # fmt: skip
         ax.remove()
     row_axes = [fig.add_subplot(gs[i, 0]) for i in range(n)]
     cax = fig.add_subplot(gs[first_result:, 1])
@@ -281,11 +286,12 @@ def _draw_genes(a: Axes, a_rna, chrom, lo, hi, targets) -> None:
             )  # fmt: skip
         )
         strand = str(row["strand"]) if "strand" in var.columns else ""
-        if strand in ("+", "-"):
+        if strand in ("+", "-") and end - start >= MIN_CHEVRON_FRACTION * span:
             n_chev = max(1, int((end - start) / (span / 45)))
             xs = np.linspace(start, end, n_chev + 2)[1:-1]
             a.plot(xs, np.full(len(xs), y), ls="none", marker=">" if strand == "+" else "<",
                    ms=4, color="white", zorder=4)  # fmt: skip
+        if strand in ("+", "-"):
             tss = start if strand == "+" else end
             if "tss" in var.columns and pd.notna(row["tss"]):
                 tss = float(row["tss"])
@@ -321,7 +327,9 @@ def _draw_pchic(a: Axes, tiles: pd.DataFrame, group: str, span: float) -> None:
            transform=a.transAxes, ha="right", va="bottom", fontsize=7, color="#444444")  # fmt: skip
 
 
-def _draw_result(a, key, record, var, in_region, p_start, p_end, span, norm, cmap, label_ranks):
+def _draw_result(
+    a, key, record, var, in_region, p_start, p_end, span, norm, cmap, label_ranks, supported
+):
     score = var[f"{key}_score"].to_numpy(dtype=np.float64)
     if f"{key}_rank" in var.columns:
         rank = var[f"{key}_rank"].to_numpy(dtype=np.int64)
@@ -335,14 +343,15 @@ def _draw_result(a, key, record, var, in_region, p_start, p_end, span, norm, cma
     width = np.maximum(p_end - p_start, span * MIN_BAR_FRACTION)
     top = float(np.nanmax(np.abs(score[draw]))) if draw.any() else 1.0
     top = top if top > 0 else 1.0
-    colors = cmap(norm(score / top))
+    colors = cmap(norm(np.abs(score) / top))
     rest = draw & ~sel
     a.bar(x[rest], score[rest], width=width[rest], color=colors[rest], lw=0, label="peaks")
     method = record_method(record)
     mcolor = method_color(method)
     order = np.flatnonzero(sel)[np.argsort(rank[sel])]
-    a.bar(x[order], score[order], width=width[order], color=colors[order], edgecolor="black",
-          lw=0.8, zorder=3, label="selected")  # fmt: skip
+    sel_width = np.maximum(width[order], span * SELECTED_BAR_FRACTION)
+    a.bar(x[order], score[order], width=sel_width, color=mcolor, edgecolor="black", lw=0.3,
+          zorder=3, label="selected")  # fmt: skip
     ymax = max(float(np.nanmax(score[draw])) if draw.any() else 1.0, 0.0) or 1.0
     ymin = min(float(np.nanmin(score[draw])) if draw.any() else 0.0, 0.0)
     pad = 0.32 * (ymax - ymin)
@@ -370,8 +379,14 @@ def _draw_result(a, key, record, var, in_region, p_start, p_end, span, norm, cma
     delta = record.get("delta", {})
     rel = scalar(delta.get("rel_of_means_test", np.nan))
     outside = int((rank > 0).sum() - sel.sum())
-    info = f"{group}  |  held-out change of mean expression {rel:+.1%}"
+    info = (
+        f"{group_text(group)}: {int((rank > 0).sum())} peaks selected, held-out change of mean "
+        f"expression {rel:+.1%}"
+    )
+    if supported is not None:
+        names = var.index.to_numpy().astype(str)[rank > 0]
+        info += f"; {sum(n in supported for n in names)} in significant PCHi-C tiles"
     if outside:
-        info += f"  |  {outside} selected outside the view"
-    a.text(0.005, 0.98, info, transform=a.transAxes, ha="left", va="top", fontsize=7.5,
+        info += f" ({outside} selected outside the view)"
+    a.text(0.0, 1.02, info, transform=a.transAxes, ha="left", va="bottom", fontsize=7.5,
            color="#333333")  # fmt: skip

@@ -139,6 +139,11 @@ def record_name(record: dict) -> str:
     return str(scalar(record.get("name", record_genes(record)[0])))
 
 
+def group_text(group: str) -> str:
+    """A group's name in a title (``"all"``, explain's group without ``groupby``: all cells)."""
+    return "all cells" if group == "all" else group
+
+
 def modalities(mdata, record: dict, rna: str | None, atac: str | None) -> tuple[str, str]:
     """RNA and ATAC modality names: given, else those the record's surrogate was fit on."""
     sur = mdata.uns.get("grids", {}).get(str(scalar(record["settings"].get("surrogate", ""))))
@@ -152,8 +157,14 @@ def modalities(mdata, record: dict, rna: str | None, atac: str | None) -> tuple[
 
 
 def percent_formatter(ax: Axes, axis: str = "y", decimals: int | None = None) -> None:
-    """Label an axis of fractions as percentages."""
+    """Label an axis of fractions as percentages (decimals from the axis range by default:
+    call after the limits are set).
+    """
     from matplotlib.ticker import PercentFormatter
 
+    if decimals is None:
+        lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+        width = abs(hi - lo)
+        decimals = 0 if width >= 0.05 else 1 if width >= 0.005 else 2
     fmt = PercentFormatter(1.0, decimals=decimals)
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
