@@ -16,10 +16,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from ._batch import make_batch
 from ._cis import CisSurrogate
+from ._parallel import DataParallel
 from ._surrogate import Surrogate
 from ._train import make_adamw
 
@@ -97,6 +99,26 @@ def _pool_rows(module: CisSurrogate, w: sp.csr_matrix, idx: np.ndarray, device) 
     return cis.offset + flat.view(len(idx), n_g, -1)
 
 
+class _HeadsLoss(nn.Module):
+    """The heads' loss on a batch of cells, as a module that owns the heads only (what
+    ``DistributedDataParallel`` wraps; the shared part is frozen).
+    """
+
+    def __init__(self, module: CisSurrogate, w: sp.csr_matrix, sparsity: float) -> None:
+        super().__init__()
+        self.cis = module.cis
+        self._surrogate = (module,)  # not a submodule
+        self.w, self.sparsity = w, sparsity
+
+    def forward(self, idx: np.ndarray, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        cis = self.cis
+        pred = cis(_pool_rows(self._surrogate[0], self.w, idx, z.device), z)
+        loss = ((pred - y) ** 2).mean(0).sum()
+        if self.sparsity > 0 and cis.emb.numel():
+            loss = loss + self.sparsity * cis.emb.norm(dim=1).sum()
+        return loss
+
+
 def fit_cis_heads(
     module: CisSurrogate,
     x: sp.csr_matrix,
@@ -108,6 +130,7 @@ def fit_cis_heads(
     device: torch.device | str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    parallel: DataParallel | None = None,
 ) -> dict[str, np.ndarray]:
     """Fit the cis heads of ``module`` (the shared part is left unchanged).
 
@@ -125,6 +148,11 @@ def fit_cis_heads(
         Optimisation settings.
     device, seed, progress
         Where to train, the seed, and whether to show a progress bar.
+    parallel
+        This rank's place in a data-parallel fit (see
+        :func:`~grids_sc.model.fit_surrogate_module`): each rank trains on its share of every
+        step's cells, and the per-gene validation losses are summed over the ranks, so every
+        gene stops at the same epoch on all ranks.
 
     Returns
     -------
@@ -132,7 +160,9 @@ def fit_cis_heads(
         ``train`` and ``val`` mean (over genes) losses per epoch, and ``best_epoch`` and
         ``best_val`` per gene.
     """
-    device = torch.device(device)
+    parallel = parallel or DataParallel(device=torch.device(device))
+    device = parallel.device if parallel.active else torch.device(device)
+    progress = progress and parallel.main
     module.to(device)
     cis = module.cis
     x = sp.csr_matrix(x, dtype=np.float32)
@@ -142,8 +172,11 @@ def fit_cis_heads(
     rng = np.random.default_rng(seed)
     with torch.no_grad():  # start every head at its gene's training mean
         cis.b2.copy_(y_t[torch.as_tensor(train_idx, device=device)].mean(0))
-    params = [p for p in cis.parameters()]
-    opt = make_adamw(params, cfg.lr, cfg.weight_decay)
+    loss_fn = _HeadsLoss(module, w, cfg.sparsity)
+    opt = make_adamw(loss_fn.parameters(), cfg.lr, cfg.weight_decay)
+    step = parallel.wrap(loss_fn)
+    batch_size = parallel.batch_size(cfg.batch_size)
+    val_share = parallel.shard(np.asarray(val_idx))
     n_g = cis.n_genes
     best = torch.full((n_g,), float("inf"), device=device)
     best_epoch = np.full(n_g, -1)
@@ -152,21 +185,21 @@ def fit_cis_heads(
     train_hist, val_hist = [], []
     bar = tqdm(range(cfg.max_epochs), desc="surrogate [cis]", disable=not progress, leave=False)
     for epoch in bar:
-        order = rng.permutation(train_idx)
+        order = parallel.shard(rng.permutation(train_idx))
         total = 0.0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = np.sort(order[start : start + cfg.batch_size])
+        for start in range(0, len(order), batch_size):
+            idx = np.sort(order[start : start + batch_size])
             it = torch.from_numpy(idx).to(device)
-            pred = cis(_pool_rows(module, w, idx, device), z[it])
-            loss = ((pred - y_t[it]) ** 2).mean(0).sum()
-            if cfg.sparsity > 0 and cis.emb.numel():
-                loss = loss + cfg.sparsity * cis.emb.norm(dim=1).sum()
+            loss = step(idx, z[it], y_t[it])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
-        train_hist.append(total / max(len(order), 1) / max(n_g, 1))
-        val = _per_gene_mse(module, w, z, y_t, val_idx, cfg.batch_size, device)
+        total, n = parallel.sum(torch.tensor([total, len(order)], dtype=torch.float64)).tolist()
+        train_hist.append(total / max(n, 1) / max(n_g, 1))
+        sse = _per_gene_sse(module, w, z, y_t, val_share, cfg.batch_size, device)
+        sse = parallel.sum(torch.cat([sse, torch.tensor([len(val_share)], device=device)]))
+        val = sse[:-1] / max(float(sse[-1]), 1)
         val_hist.append(float(val.mean()))
         improved = torch.isinf(best) | (val < best - 1e-6 * best.abs())
         best = torch.where(improved, val, best)
@@ -190,7 +223,8 @@ def fit_cis_heads(
 
 
 @torch.no_grad()
-def _per_gene_mse(module, w, z, y_t, idx, batch_size, device) -> torch.Tensor:
+def _per_gene_sse(module, w, z, y_t, idx, batch_size, device) -> torch.Tensor:
+    """Per-gene sum of squared errors over the cells ``idx``."""
     cis = module.cis
     total = torch.zeros(cis.n_genes, device=device)
     for start in range(0, len(idx), batch_size):
@@ -198,7 +232,7 @@ def _per_gene_mse(module, w, z, y_t, idx, batch_size, device) -> torch.Tensor:
         it = torch.from_numpy(b).to(device)
         pred = cis(_pool_rows(module, w, b, device), z[it])
         total += ((pred - y_t[it]) ** 2).sum(0)
-    return total / max(len(idx), 1)
+    return total
 
 
 @torch.no_grad()

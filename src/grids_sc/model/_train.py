@@ -17,10 +17,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from ._atac import atac_reconstruction_loss
 from ._batch import make_batch
+from ._parallel import DataParallel
 from ._surrogate import Surrogate
 
 PHASES = ("atac", "rna", "translate")
@@ -94,18 +96,55 @@ def make_adamw(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
-def _phase_params(module: Surrogate, phase: str):
+def _phase_modules(module: Surrogate, phase: str) -> list[nn.Module]:
+    """The parts of the surrogate a phase trains."""
     if phase == "atac":
-        return [*module.atac_encoder.parameters(), *module.atac_decoder.parameters()]
+        return [module.atac_encoder, module.atac_decoder]
     if phase == "rna":
-        return [*module.rna_encoder.parameters(), *module.rna_decoder.parameters()]
+        return [module.rna_encoder, module.rna_decoder]
     return [
-        *module.atac_encoder.parameters(),
-        *module.atac_to_rna.parameters(),
-        *module.rna_to_atac.parameters(),
-        *module.rna_decoder.parameters(),
-        *module.atac_decoder.parameters(),
+        module.atac_encoder,
+        module.atac_to_rna,
+        module.rna_to_atac,
+        module.rna_decoder,
+        module.atac_decoder,
     ]
+
+
+class _PhaseLoss(nn.Module):
+    """A phase's losses as a module that owns exactly the parts the phase trains (what
+    ``DistributedDataParallel`` wraps); the rest of the surrogate is read, not trained.
+    """
+
+    def __init__(self, module: Surrogate, phase: str, cfg: TrainConfig, gen) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList(_phase_modules(module, phase))
+        self._surrogate = (module,)  # not a submodule: its other parameters stay out
+        self.phase, self.cfg, self.gen = phase, cfg, gen
+
+    def forward(self, atac, y, g) -> dict[str, torch.Tensor]:
+        module = self._surrogate[0]
+        frozen = module.discriminator.requires_grad_(False)  # trained by its own step
+        try:
+            return _losses(module, self.phase, atac, y, g, self.cfg, self.gen)
+        finally:
+            frozen.requires_grad_(True)
+
+
+class _DiscriminatorLoss(nn.Module):
+    """The discriminator's loss (real RNA latents against translated ATAC latents)."""
+
+    def __init__(self, module: Surrogate) -> None:
+        super().__init__()
+        self.discriminator = module.discriminator
+        self._surrogate = (module,)
+
+    def forward(self, z_r, z_ar, g) -> torch.Tensor:
+        module = self._surrogate[0]
+        real = module.discriminate(z_r, g)
+        fake = module.discriminate(z_ar, g)
+        loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+        return loss + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
 
 
 def _losses(
@@ -143,11 +182,8 @@ def _losses(
     return {"loss": loss, "expression": expr, "z_ar": z_ar.detach(), "z_r": z_r}
 
 
-def _discriminator_step(module: Surrogate, opt, z_r, z_ar, g) -> float:
-    real = module.discriminate(z_r, g)
-    fake = module.discriminate(z_ar, g)
-    loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-    loss = loss + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+def _discriminator_step(d_loss: nn.Module, opt, z_r, z_ar, g) -> float:
+    loss = d_loss(z_r, z_ar, g)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -167,6 +203,7 @@ def fit_surrogate_module(
     seed: int = 0,
     progress: bool = True,
     phases: tuple[str, ...] = PHASES,
+    parallel: DataParallel | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Train ``module`` in phases; return the per-epoch loss history of each phase.
 
@@ -188,13 +225,19 @@ def fit_surrogate_module(
         Where to train, the seed that makes a run repeatable, and whether to show progress.
     phases
         Which phases to run, in order.
+    parallel
+        This rank's place in a data-parallel fit (:mod:`torch.distributed`, every rank
+        passing the same data and seed): each rank trains on its share of every step's
+        cells under ``DistributedDataParallel`` and validation losses are summed over the
+        ranks, so all ranks stop together with the same weights. ``None``: one process.
 
     Returns
     -------
     dict
         ``{phase: {"train": losses, "val": losses}}`` with one entry per epoch.
     """
-    device = torch.device(device)
+    parallel = parallel or DataParallel(device=torch.device(device))
+    device = parallel.device if parallel.active else torch.device(device)
     module.to(device)
     peak_chrom = module.atac_encoder.peak_chrom.cpu().numpy()
     data = _Data(
@@ -211,17 +254,25 @@ def fit_surrogate_module(
         gen = torch.Generator().manual_seed(seed)
         for phase in phases:
             history[phase] = _run_phase(
-                module, data, phase, train_idx, val_idx, cfg, device, rng, gen, progress
-            )
+                module, data, phase, train_idx, val_idx, cfg, device, rng, gen,
+                progress and parallel.main, parallel,
+            )  # fmt: skip
     module.eval()
     return history
 
 
-def _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, progress):
-    params = _phase_params(module, phase)
-    opt = make_adamw(params, cfg.lr, cfg.weight_decay)
-    d_opt = make_adamw(module.discriminator.parameters(), cfg.lr) if phase == "translate" else None
+def _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, progress, parallel):
+    loss_fn = _PhaseLoss(module, phase, cfg, gen)
+    opt = make_adamw(loss_fn.parameters(), cfg.lr, cfg.weight_decay)
+    step = parallel.wrap(loss_fn)
+    d_opt = d_step = None
+    if phase == "translate":
+        d_loss = _DiscriminatorLoss(module)
+        d_opt = make_adamw(d_loss.parameters(), cfg.lr)
+        d_step = parallel.wrap(d_loss)
     metric = "expression" if phase == "translate" else "loss"
+    batch_size = parallel.batch_size(cfg.batch_size)
+    val_share = parallel.shard(np.asarray(val_idx))
     best, best_state, wait = np.inf, None, 0
     train_hist, val_hist = [], []
     bar = tqdm(
@@ -229,21 +280,24 @@ def _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, p
     )
     for _epoch in bar:
         module.train()
-        order = rng.permutation(train_idx)
+        order = parallel.shard(rng.permutation(train_idx))
         total, n = 0.0, 0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = np.sort(order[start : start + cfg.batch_size])
+        for start in range(0, len(order), batch_size):
+            idx = np.sort(order[start : start + batch_size])
             atac, y, g = data.batch(idx, device)
-            out = _losses(module, phase, atac, y, g, cfg, gen)
+            out = step(atac, y, g)
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             opt.step()
-            if d_opt is not None:
-                _discriminator_step(module, d_opt, out["z_r"], out["z_ar"], g)
+            if d_step is not None:
+                _discriminator_step(d_step, d_opt, out["z_r"], out["z_ar"], g)
             total += float(out[metric].detach()) * len(idx)
             n += len(idx)
+        total, n = parallel.sum(torch.tensor([total, n], dtype=torch.float64)).tolist()
         train_hist.append(total / max(n, 1))
-        val = _evaluate(module, data, phase, val_idx, cfg, device, gen, metric)
+        val_total, val_n = _evaluate(module, data, phase, val_share, cfg, device, gen, metric)
+        val_total, val_n = parallel.sum(torch.tensor([val_total, val_n], dtype=torch.float64))
+        val = float(val_total) / max(float(val_n), 1)
         val_hist.append(val)
         bar.set_postfix(train=f"{train_hist[-1]:.4f}", val=f"{val:.4f}")
         if val < best - 1e-5 * abs(best) or best_state is None:
@@ -260,7 +314,8 @@ def _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, p
 
 
 @torch.no_grad()
-def _evaluate(module, data, phase, idx, cfg, device, gen, metric) -> float:
+def _evaluate(module, data, phase, idx, cfg, device, gen, metric) -> tuple[float, int]:
+    """Summed loss over the cells ``idx`` and their number."""
     module.eval()
     total, n = 0.0, 0
     for start in range(0, len(idx), cfg.batch_size):
@@ -269,4 +324,4 @@ def _evaluate(module, data, phase, idx, cfg, device, gen, metric) -> float:
         out = _losses(module, phase, atac, y, g, cfg, gen)
         total += float(out[metric]) * len(b)
         n += len(b)
-    return total / max(n, 1)
+    return total, n

@@ -24,6 +24,7 @@ from ..model import (
     surrogate_from_record,
     surrogate_to_record,
 )
+from ..model._parallel import DataParallel, setup, teardown, want_distributed
 from ._cis import cis_windows, screen_pairs
 from ._inputs import atac_binary, group_codes, obs_column, peak_chromosomes, rna_values, split_cells
 
@@ -64,6 +65,7 @@ def fit_surrogate(
     validation_size: float = 0.1,
     device: str = "auto",
     seed: int = 0,
+    distributed: bool | None = None,
     progress: bool = True,
     key_added: str = "surrogate",
     copy: bool = False,
@@ -125,8 +127,19 @@ def fit_surrogate(
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     seed
         Makes the split and the training repeatable.
+    distributed
+        Data-parallel fit with :mod:`torch.distributed`, one process per device, launched
+        by ``torchrun`` (see :mod:`grids_sc.distributed`). Every process calls
+        ``fit_surrogate`` on the same data with the same settings; each trains on its share
+        of every step's cells under ``DistributedDataParallel`` (gloo on the CPU, nccl with
+        ``device="auto"`` or ``"cuda"``: each process takes the GPU of its ``LOCAL_RANK``),
+        validation losses are summed over the processes so they stop together, and every
+        process ends with the same fitted surrogate. A step sees about ``batch_size`` cells
+        in all. ``None``: on when a process group of several processes exists or ``torchrun``
+        started several; the process group is started from the ``torchrun`` environment if
+        there is none (and ended afterwards).
     progress
-        Show progress bars.
+        Show progress bars (on the first process only when distributed).
     key_added
         Stored at ``mdata.uns['grids'][key_added]``.
     copy
@@ -158,7 +171,8 @@ def fit_surrogate(
     groups, group_names = (None, [])
     if groupby is not None:
         groups, group_names = group_codes(obs_column(mdata, groupby, (rna, atac)))
-    dev = resolve_device(device)
+    use_dist = want_distributed(distributed)
+    dev = None if use_dist else resolve_device(device)
 
     split = split_cells(
         a_rna.n_obs, groups, seed, (train_size, validation_size, 1 - train_size - validation_size)
@@ -187,40 +201,17 @@ def fit_surrogate(
         windows = cis_windows(
             a_rna, a_atac, window=cis_window, max_peaks=cis_peaks, rna=rna, atac=atac
         )
-    cis_train = None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        module = base = Surrogate(arch, torch.from_numpy(peak_chrom))
-        history = fit_surrogate_module(
-            base,
-            x,
-            y,
-            groups,
-            train_idx,
-            val_idx,
-            train,
-            device=dev,
-            seed=seed,
-            progress=progress,
-            phases=("atac",) if model == "cis" else PHASES,
-        )
-        if windows is not None:
-            # screen each gene's window given the cell state (the shared latent)
-            x_train = x[train_idx]
-            z = shared_latent(base, x_train, dev).cpu().numpy()
-            pg, pp = screen_pairs(*windows, x_train, y[train_idx], cis_peaks, z)
-            del x_train
-            cis_cfg = CisConfig(cis_dim=cis_dim, cis_hidden=cis_hidden)
-            module = CisSurrogate(
-                arch, cis_cfg, torch.from_numpy(peak_chrom), torch.from_numpy(pg),
-                torch.from_numpy(pp),
-            )  # fmt: skip
-            module.base.load_state_dict(base.state_dict())
-            cis_train = CisTrainConfig(batch_size=batch_size, max_epochs=cis_max_epochs)
-            history["cis"] = fit_cis_heads(
-                module, x, y, train_idx, val_idx, cis_train, device=dev, seed=seed,
-                progress=progress,
-            )  # fmt: skip
+    parallel, started = (None, False)
+    if use_dist:
+        parallel, started = setup(device)
+        dev = parallel.device
+    try:
+        module, history, cis_train = _fit(
+            arch, peak_chrom, x, y, groups, train_idx, val_idx, train, windows,
+            (cis_peaks, cis_dim, cis_hidden, cis_max_epochs), dev, seed, progress, parallel,
+        )  # fmt: skip
+    finally:
+        teardown(started)
     record = surrogate_to_record(module)
     obs = a_rna.obs_names.to_numpy().astype(str)
     entry = {
@@ -260,6 +251,53 @@ def fit_surrogate(
     target = mdata.copy() if copy else mdata
     _grids_uns(target)[key_added] = entry
     return target if copy else None
+
+
+def _fit(
+    arch, peak_chrom, x, y, groups, train_idx, val_idx, train, windows, cis, dev, seed,
+    progress, parallel: DataParallel | None,
+):  # fmt: skip
+    """The shared surrogate's phases, then (with cis ``windows``) the screen and the heads."""
+    cis_peaks, cis_dim, cis_hidden, cis_max_epochs = cis
+    cis_train = None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = base = Surrogate(arch, torch.from_numpy(peak_chrom))
+        history = fit_surrogate_module(
+            base,
+            x,
+            y,
+            groups,
+            train_idx,
+            val_idx,
+            train,
+            device=dev,
+            seed=seed,
+            progress=progress,
+            phases=("atac",) if windows is not None else PHASES,
+            parallel=parallel,
+        )
+        if windows is not None:
+            # screen each gene's window given the cell state (the shared latent)
+            x_train = x[train_idx]
+            pairs = None
+            if parallel is None or parallel.main:  # one screen, the same pairs on every rank
+                z = shared_latent(base, x_train, dev).cpu().numpy()
+                pairs = screen_pairs(*windows, x_train, y[train_idx], cis_peaks, z)
+            pg, pp = parallel.broadcast(pairs) if parallel is not None else pairs
+            del x_train
+            cis_cfg = CisConfig(cis_dim=cis_dim, cis_hidden=cis_hidden)
+            module = CisSurrogate(
+                arch, cis_cfg, torch.from_numpy(peak_chrom), torch.from_numpy(pg),
+                torch.from_numpy(pp),
+            )  # fmt: skip
+            module.base.load_state_dict(base.state_dict())
+            cis_train = CisTrainConfig(batch_size=train.batch_size, max_epochs=cis_max_epochs)
+            history["cis"] = fit_cis_heads(
+                module, x, y, train_idx, val_idx, cis_train, device=dev, seed=seed,
+                progress=progress, parallel=parallel,
+            )  # fmt: skip
+    return module, history, cis_train
 
 
 @dataclass
