@@ -50,7 +50,7 @@ def _bars(ax, label):
 def test_track_draws_window_peaks_and_selection(results):
     m = results
     var = m["atac"].var
-    axs = grids.pl.track(m, KEYS)
+    axs = grids.pl.track(m, KEYS, truth=False)
     assert len(axs) == 1 + len(KEYS)
     gene_ax = axs[0]
     assert any(p.get_gid() == f"gene:{GENE}" for p in gene_ax.patches)
@@ -93,7 +93,7 @@ def test_track_marks_pchic_tiles(results):
             "pchic_significant": np.arange(len(tiles)) % 3 == 0,
         }
     )
-    axs = grids.pl.track(m, [key], pchic=pchic)
+    axs = grids.pl.track(m, [key], pchic=pchic, truth=False)
     assert len(axs) == 3
     (sig,) = _bars(axs[1], "significant")
     (tested,) = _bars(axs[1], "tested")
@@ -101,8 +101,24 @@ def test_track_marks_pchic_tiles(results):
     assert len(sig) + len(tested) == len(tiles)
     assert "PCHi-C" in axs[1].get_ylabel()
     with pytest.warns(UserWarning, match="no rows"):
-        axs = grids.pl.track(m, [key], pchic=pchic.assign(celltype="B cells"))
+        axs = grids.pl.track(m, [key], pchic=pchic.assign(celltype="B cells"), truth=False)
     assert len(axs) == 2
+
+
+def test_track_draws_planted_cres_of_simulated_data(results):
+    var = results["atac"].var
+    axs = grids.pl.track(results, KEYS[0])  # simulated: the planted row by default
+    assert len(axs) == 3 and "planted" in axs[1].get_ylabel()
+    planted = var[var["cre_gene"].astype(str) == GENE]
+    drawn = {c.get_label(): c for c in axs[1].containers}
+    for logic, n in planted["cre_logic"].astype(str).value_counts().items():
+        bars = drawn[f"{logic} ({n})"]
+        assert len(bars) == n
+        assert to_hex(bars[0].get_facecolor()) == grids.pl._style.LOGIC_COLORS[logic].lower()
+    with pytest.raises(ValueError, match="cre_gene"):
+        m = results.copy()
+        m["atac"].var = m["atac"].var.drop(columns=["cre_gene"])
+        grids.pl.track(m, KEYS[0], truth=True)
 
 
 def test_track_checks_its_input(results):
@@ -119,7 +135,7 @@ def test_track_checks_its_input(results):
 def test_track_into_given_axes_and_unchanged_data(results):
     before_var = results["atac"].var.copy()
     fig, (a, b) = plt.subplots(1, 2, figsize=(14, 5))
-    axs = grids.pl.track(results, KEYS[:2], ax=a)
+    axs = grids.pl.track(results, KEYS[:2], ax=a, truth=False)
     assert all(x.figure is fig for x in axs) and len(axs) == 3
     assert a not in fig.axes and b in fig.axes
     pd.testing.assert_frame_equal(results["atac"].var, before_var)
@@ -138,7 +154,8 @@ def test_delta_draws_every_cell_by_split(results):
     held = pts["held-out cells"]
     assert len(held.get_offsets()) == (split == "test").sum()
     assert to_hex(held.get_facecolor()[0]) == METHOD_COLORS["grids"].lower()
-    assert np.allclose(held.get_offsets()[:, 0], rec["per_cell"]["before"][split == "test"])
+    before = np.asarray(rec["per_cell"]["before"]).reshape(len(split), -1).mean(1)
+    assert np.allclose(held.get_offsets()[:, 0], before[split == "test"])
     labels = [t.get_text() for t in a.get_legend().get_texts()]
     rel = rec["delta"]["rel_of_means_test"]
     assert any(f"{rel:+.1%}" in t for t in labels)
@@ -239,12 +256,17 @@ def test_fidelity_stores_predictions_and_draws_them(results, tmp_path):
     j = list(preds["gene"]).index("gene0")
     assert np.allclose(per_cell["surrogate"].get_offsets()[:, 1], preds["surrogate"][:, j])
     assert len(per_cell["ridge"].get_offsets()) == n_test
-    # stored predictions survive writing and reading
+    # stored predictions survive writing and reading, and every plot reads the file's results
     path = tmp_path / "m.h5mu"
     m.write(path)
     back = mudata.read_h5mu(path)
     axs = grids.pl.fidelity(back, genes="gene0")
     assert len(axs) == 2
+    assert len(grids.pl.track(back, KEYS, truth=False)) == 1 + len(KEYS)
+    assert len(grids.pl.trace(back, KEYS).get_lines()) >= 3
+    assert len(grids.pl.delta(back, KEYS)) == len(KEYS)
+    assert len(grids.pl.compare(back)) == 3
+    grids.pl.interactions(back, KEYS[0])
 
 
 def test_fidelity_prediction_options(fitted):

@@ -107,10 +107,13 @@ def compare(
             if len(v) > 1:
                 a.scatter(x + rng.uniform(-0.18, 0.18, len(v)), v, s=10, color="black",
                           alpha=0.6, lw=0, zorder=3)  # fmt: skip
-        for x, v in zip(xs, means):
+        for x, m, v in zip(xs, labels, means):
             if np.isfinite(v):
                 s = f"{v:.0%}" if percent else f"{v:.2g}"
                 s = s.replace("-0%", "0%")
+                p = _single_pvalue(table, values, m, metric)
+                if p is not None:
+                    s += f"\np = {p:.2g}"
                 a.annotate(s, (x, v), xytext=(0, 2 if v >= 0 else -2), textcoords="offset points",
                            ha="center", va="bottom" if v >= 0 else "top", fontsize=7)  # fmt: skip
             else:
@@ -149,6 +152,14 @@ def _table(df, key: str) -> pd.DataFrame:
             )
         return pd.DataFrame({c: np.asarray(v) for c, v in stored.items()})
     raise TypeError(f"df must be a DataFrame or a MuData, got {type(df).__name__}")
+
+
+def _single_pvalue(table: pd.DataFrame, values: pd.Series, label: str, metric: str):
+    """The enrichment p-value of a bar that holds one result (else ``None``)."""
+    if metric != "pchic_enrichment" or "pchic_pvalue" not in table.columns:
+        return None
+    p = table.loc[(values == label).to_numpy(), "pchic_pvalue"].dropna()
+    return float(p.iloc[0]) if len(p) == 1 else None
 
 
 def _check_like_with_like(table: pd.DataFrame, by: str) -> None:

@@ -39,6 +39,8 @@ METHOD_LABELS = {
 }
 
 PCHIC_COLOR = "#009E73"
+LOGIC_COLORS = {"single": "#444444", "or": "#0072B2", "and": "#E69F00", "decoy": "#BBBBBB"}
+"""Planted CRE logics of the simulator (OR and AND as in :func:`grids_sc.pl.interactions`)."""
 SEARCH_COLOR = "#9A9A9A"
 SCORE_CMAP = "Greys"
 

@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from mudata import MuData
 
 from ..tl._windows import gene_coordinates, peak_coordinates
-from ._style import PCHIC_COLOR, SCORE_CMAP, method_color, method_label
+from ._style import LOGIC_COLORS, PCHIC_COLOR, SCORE_CMAP, method_color, method_label
 from ._utils import (
     finish,
     get_records,
@@ -44,6 +44,7 @@ def track(
     pchic: pd.DataFrame | None = None,
     atac: str | None = None,
     rna: str | None = None,
+    truth: bool | None = None,
     label_ranks: int = 10,
     cmap: str = SCORE_CMAP,
     figsize: tuple[float, float] | None = None,
@@ -79,6 +80,10 @@ def track(
         tested tiles without a significant interaction as short grey ticks.
     atac, rna
         Modality names (default: those of the results' surrogate).
+    truth
+        Draw the planted CREs of simulated data (ATAC ``var['cre_gene']`` and
+        ``['cre_logic']`` from :func:`grids_sc.datasets.synthetic_multiome`) in a row
+        coloured by their logic; default when those columns exist.
     label_ranks
         Write the ranks of the first this many selected peaks (0: none).
     cmap
@@ -94,7 +99,8 @@ def track(
 
     Returns
     -------
-    The row axes from top to bottom (genes, PCHi-C rows, one per result), unless shown.
+    The row axes from top to bottom (genes, planted CREs, PCHi-C rows, one per result),
+    unless shown.
     """
     records = get_records(mdata, keys)
     genes = _track_genes(records, gene)
@@ -122,22 +128,26 @@ def track(
 
     groups = list(dict.fromkeys(str(scalar(r["group"])) for _, r in records))
     pchic_rows = _pchic_rows(pchic, genes, groups, a_atac, chrom, lo, hi)
+    planted = _planted(a_atac.var, genes, in_region, truth)
+    n_top = 1 + (planted is not None) + len(pchic_rows)
 
-    heights = [1.1] + [0.45] * len(pchic_rows) + [1.25] * len(records)
-    fig, row_axes, cax = _layout(ax, heights, 1 + len(pchic_rows), figsize)
+    heights = [1.1] + [0.45] * (n_top - 1) + [1.25] * len(records)
+    fig, row_axes, cax = _layout(ax, heights, n_top, figsize)
     for a in row_axes[1:]:
         a.sharex(row_axes[0])
     row_axes[0].set_xlim(lo, hi)
     span = hi - lo
 
     _draw_genes(row_axes[0], a_rna, chrom, lo, hi, genes)
-    for a, (group, tiles) in zip(row_axes[1 : 1 + len(pchic_rows)], pchic_rows):
+    if planted is not None:
+        _draw_planted(row_axes[1], planted, p_start, p_end, span)
+    for a, (group, tiles) in zip(row_axes[1 + (planted is not None) : n_top], pchic_rows):
         _draw_pchic(a, tiles, group, span)
 
     norm = Normalize(0.0, 1.0)
     colormap = ListedColormap(colormaps[cmap](np.linspace(CMAP_FLOOR, 1.0, 256)))
     supported = {g: set(t.index[t["significant"].to_numpy(dtype=bool)]) for g, t in pchic_rows}
-    for a, (key, record) in zip(row_axes[1 + len(pchic_rows) :], records):
+    for a, (key, record) in zip(row_axes[n_top:], records):
         group = str(scalar(record["group"]))
         _draw_result(
             a, key, record, a_atac.var, in_region, p_start, p_end, span, norm, colormap,
@@ -244,6 +254,19 @@ def _pchic_rows(pchic, genes, groups, a_atac, chrom, lo, hi) -> list[tuple[str, 
     return rows
 
 
+def _planted(var: pd.DataFrame, genes, in_region, truth) -> np.ndarray | None:
+    """Positions and logics of the genes' planted CREs in view, or ``None`` for no row."""
+    has = {"cre_gene", "cre_logic"} <= set(var.columns)
+    if truth is None:
+        truth = has
+    if not truth:
+        return None
+    if not has:
+        raise ValueError("truth=True needs ATAC var columns 'cre_gene' and 'cre_logic'")
+    mine = var["cre_gene"].astype(str).isin(genes).to_numpy() & in_region
+    return np.flatnonzero(mine), var["cre_logic"].astype(str).to_numpy()[mine]
+
+
 # ---------------------------------------------------------------------------- layout and rows
 
 
@@ -310,6 +333,24 @@ def _draw_genes(a: Axes, a_rna, chrom, lo, hi, targets) -> None:
     for s in ("top", "right", "left", "bottom"):
         a.spines[s].set_visible(False)
     a.axhline(0, color="#CCCCCC", lw=0.6, zorder=1)
+
+
+def _draw_planted(a: Axes, planted, p_start, p_end, span) -> None:
+    idx, logic = planted
+    x = (p_start[idx] + p_end[idx]) / 2
+    width = np.maximum(p_end[idx] - p_start[idx], span * SELECTED_BAR_FRACTION)
+    for lg, color in LOGIC_COLORS.items():
+        m = logic == lg
+        if m.any():
+            a.bar(x[m], 1.0, width=width[m], color=color, lw=0, label=f"{lg} ({int(m.sum())})")
+    a.set_ylim(0, 1.05)
+    a.set_yticks([])
+    a.set_ylabel("planted\nCREs", rotation=0, ha="right", va="center", fontsize=8)
+    for s in ("top", "right", "left"):
+        a.spines[s].set_visible(False)
+    if len(idx):
+        a.legend(loc="upper left", bbox_to_anchor=(1.0, 1.25), fontsize=6.5, frameon=False,
+                 handlelength=0.8, borderaxespad=0.2)  # fmt: skip
 
 
 def _draw_pchic(a: Axes, tiles: pd.DataFrame, group: str, span: float) -> None:
