@@ -65,6 +65,17 @@ def test_explain_equals_the_python_api(files):
     assert f"{KEY}_rank" in ex["atac"].var.columns
 
 
+def test_genes_and_gene_sets_in_one_run(files, tmp_path):
+    out = tmp_path / "sets.h5mu"
+    argv = ["explain", str(files / "fit.h5mu"), "-o", str(out), "-q", "-g", "CCR7"]
+    argv += ["--gene-set", "pair=HLA-DQB1,ZEB2", "--groupby", "celltype", "--groups", GROUP]
+    assert main([*argv, "-L", "3", "--n-steps", "5"]) == 0
+    m = mudata.read_h5mu(out)
+    assert list(m.uns["grids"]["explain"]) == [f"grids_CCR7_{GROUP}", f"grids_pair_{GROUP}"]
+    df = grids.get.explain_df(m, f"grids_pair_{GROUP}")
+    assert sorted(set(df["gene"])) == ["HLA-DQB1", "ZEB2"] and len(df) == 6
+
+
 def test_attribute_inplace_then_evaluate_and_export(files, tmp_path, capsys):
     work = tmp_path / "work.h5mu"
     shutil.copy(files / "ex.h5mu", work)
@@ -126,39 +137,25 @@ def test_installed_script_runs_and_fails_cleanly(files, tmp_path):
     assert "Traceback" not in bad.stderr and not (tmp_path / "o.h5mu").exists()
 
 
+EX = ["explain", "{fit}", "-o", "{out}", "-q", "-g"]
+AT = ["attribute", "{fit}", "-o", "{out}", "-q", "-m"]
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
         (["explain", "{fit}", "-o", "{out}", "-g", "NOTAGENE", "-q"], 1, "not among the 3 genes"),
-        (
-            [
-                "explain",
-                "{fit}",
-                "-o",
-                "{out}",
-                "-g",
-                GENE,
-                "--groupby",
-                "celltype",
-                "--groups",
-                "Martians",
-                "-q",
-            ],
-            1,
-            "group 'Martians' not found",
-        ),  # fmt: skip
+        ([*EX, GENE, "--groupby", "celltype", "--groups", "Martians"], 1, "'Martians' not found"),
         (["explain", "{fit}", "-o", "{out}", "-g", GENE, "--key", "other", "-q"], 1, "other"),
         (["explain", "{fit}", "-o", "{out}", "-q"], 1, "give --gene"),
+        ([*EX, "CCR7", "--gene-set", "CCR7=ZEB2"], 1, "given twice"),
+        ([*EX[:-1], "--gene-set", "empty="], 2, "NAME=GENE1,GENE2"),
         (["explain", "{fit}", "-g", GENE, "-q"], 2, "-o/--output --inplace is required"),
         (["explain", "{fit}", "-o", "{out}", "-g", GENE, "--L", "x"], 2, "invalid int value"),
         (["explain", "{fit}", "-o", "{out}", "-g", GENE, "--restarts", "0", "-q"], 1, "at least 1"),
         (["explain", "{raw}", "-o", "{out}", "-g", GENE, "-q"], 1, "surrogate"),
-        (["attribute", "{fit}", "-o", "{out}", "-m", "nope", "-g", GENE], 2, "invalid choice"),
-        (
-            ["attribute", "{fit}", "-o", "{out}", "-m", "lime", "-g", GENE, "--param", "x"],
-            2,
-            "NAME=VALUE",
-        ),  # fmt: skip
+        ([*AT, "nope", "-g", GENE], 2, "invalid choice"),
+        ([*AT, "lime", "-g", GENE, "--param", "x"], 2, "NAME=VALUE"),
         (["fit", "{raw}", "-o", "{out}", "--model", "big", "-q"], 2, "invalid choice"),
         (["fit", "{raw}", "-o", "{out}", "--train-size", "2", "-q"], 1, "train_size"),
         (["evaluate", "{fit}", "-q"], 1, "no results to evaluate"),
@@ -201,3 +198,14 @@ def test_help_lists_every_option_of_the_python_api(capsys):
     assert "grids fit" in capsys.readouterr().out
     assert main(["quickstart", "--help"]) == 0
     assert "--epochs" in capsys.readouterr().out
+
+
+def test_executor_option_follows_the_api(files, tmp_path, capsys):
+    has = "executor" in inspect.signature(grids.tl.explain).parameters
+    assert main(["explain", "--help"]) == 0
+    assert ("--executor" in capsys.readouterr().out) == has
+    if not has:
+        pytest.skip("grids.tl.explain takes no executor")
+    argv = ["explain", str(files / "fit.h5mu"), "-o", str(tmp_path / "o.h5mu"), "-q"]
+    assert main([*argv, "-g", GENE, "--executor", "0"]) == 1
+    assert "at least 1" in _one_error_line(capsys)

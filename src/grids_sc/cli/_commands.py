@@ -20,6 +20,7 @@ from ._options import (
     CLIError,
     add_function_options,
     function_kwargs,
+    parameter_docs,
     parse_gene_set,
     parse_param,
 )
@@ -81,16 +82,23 @@ def _gene_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _gene_args(args) -> list:
-    """The ``gene`` arguments of the runs: the genes (one run each), then the gene sets."""
+def _gene_arg(args) -> list[str] | dict[str, list[str]]:
+    """The ``gene`` argument: the genes (one run each) or, with sets, ``{name: genes}``.
+
+    A gene is the one-gene set of its name to ``explain``, so one call runs them all (and an
+    executor gets every task at once).
+    """
     if not args.genes and not args.gene_sets:
         raise CLIError("give --gene and/or --gene-set")
-    runs: list = []
-    if args.genes:
-        runs.append(list(dict.fromkeys(args.genes)))
-    if args.gene_sets:
-        runs.append(dict(args.gene_sets))
-    return runs
+    genes = list(dict.fromkeys(args.genes))
+    if not args.gene_sets:
+        return genes
+    sets = {g: [g] for g in genes}
+    for name, members in args.gene_sets:
+        if name in sets:
+            raise CLIError(f"gene set name {name!r} is given twice (as a gene or a set)")
+        sets[name] = members
+    return sets
 
 
 def _finish(mdata, args, say, what: str) -> None:
@@ -295,23 +303,22 @@ def add_explain(sub, common) -> None:
 def _explain(args, say, names, has_executor) -> None:
     from .. import tl
 
-    runs = _gene_args(args)
+    gene = _gene_arg(args)
     mdata = _read(args, say)
     kwargs = function_kwargs(args, names)
     before = dict(mdata.uns.get("grids", {}).get("explain", {}))
     with _executor(args.executor if has_executor else None) as executor:
         if has_executor:
             kwargs["executor"] = executor
-        for gene in runs:
-            say(f"explaining {_describe(gene)}")
-            tl.explain(mdata, gene, progress=not args.quiet, **kwargs)
+        say(f"explaining {_describe(gene)}")
+        tl.explain(mdata, gene, progress=not args.quiet, **kwargs)
     _report_results(mdata, _changed(mdata.uns["grids"]["explain"], before), say)
     _finish(mdata, args, say, "the results")
 
 
 def _describe(gene) -> str:
     if isinstance(gene, dict):
-        return "gene set(s) " + ", ".join(f"{k} ({len(v)} genes)" for k, v in gene.items())
+        return ", ".join(k if v == [k] else f"{k} ({len(v)} genes)" for k, v in gene.items())
     return ", ".join(gene)
 
 
@@ -337,11 +344,16 @@ def add_attribute(sub, common) -> None:
         "-m", "--method", required=True, choices=list(METHODS), help="the attribution method"
     )
     _gene_options(p)
+    docs = parameter_docs(tl.attribute)
+    docs["key_added"] = (
+        "Result key (one run) or key prefix (several runs); default {method}_{gene}_{group}."
+    )
     names = add_function_options(
         p,
         tl.attribute,
         skip={"gene", "method", "executor"},
         choices={"perturb": PERTURB, "direction": DIRECTION},
+        docs=docs,
     )
     has_executor = _executor_option(p, tl.attribute)
     p.add_argument(
@@ -361,16 +373,15 @@ def add_attribute(sub, common) -> None:
 def _attribute(args, say, names, has_executor) -> None:
     from .. import tl
 
-    runs = _gene_args(args)
+    gene = _gene_arg(args)
     mdata = _read(args, say)
     kwargs = function_kwargs(args, names) | dict(args.method_kwargs)
     before = dict(mdata.uns.get("grids", {}).get("explain", {}))
     with _executor(args.executor if has_executor else None) as executor:
         if has_executor:
             kwargs["executor"] = executor
-        for gene in runs:
-            say(f"{args.method}: {_describe(gene)}")
-            tl.attribute(mdata, gene, args.method, progress=not args.quiet, **kwargs)
+        say(f"{args.method}: {_describe(gene)}")
+        tl.attribute(mdata, gene, args.method, progress=not args.quiet, **kwargs)
     _report_results(mdata, _changed(mdata.uns["grids"]["explain"], before), say)
     _finish(mdata, args, say, "the results")
 
@@ -458,7 +469,7 @@ EXPORT_EXAMPLE = """\
 example:
   grids export explained.h5mu -o links.bedpe                  # IGV, bedtools
   grids export explained.h5mu -o links.interact.bed --value restored   # UCSC interact
-  grids export explained.h5mu -o links.tsv --keys grids_HLA-DQB1_CD14+_Monocytes
+  grids export explained.h5mu -o links.tsv --keys "grids_HLA-DQB1_CD14+ Monocytes"
 
 The format follows the suffix (.bedpe; .interact, .inter.bed or .interact.bed; .tsv or .txt)
 unless --format is given. Browser formats link each selected peak to its gene's TSS and

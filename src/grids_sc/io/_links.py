@@ -93,10 +93,11 @@ def write_links(
         ``round(1000 * |value| / max |value|)`` over the file; the colour is red
         (``178,24,43``) where the value is negative (perturbing the peak lowers the gene's
         prediction) and blue (``33,102,172``) otherwise.
-    track_name, description
-        Track line ``name`` and ``description`` (default: the number of results and links).
-        Whitespace in names, groups and keys written into BEDPE and interact fields becomes
-        ``_``.
+    track_name
+        The track line's ``name``. (Whitespace in the names, groups and keys written into
+        BEDPE and interact fields becomes ``_``.)
+    description
+        The track line's ``description`` (default: the number of results and links).
 
     Raises
     ------
