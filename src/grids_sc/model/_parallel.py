@@ -12,6 +12,7 @@ early-stopping decision and all ranks end with the same weights.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from dataclasses import dataclass
@@ -67,7 +68,14 @@ class DataParallel:
         if not self.active:
             return module
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        # the buffers (peak chromosomes, window pairs) never change: no sync at every step
+        params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+        sync = {
+            "forward_sync_buffers"
+            if "forward_sync_buffers" in params
+            else "broadcast_buffers": False
+        }
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids, **sync)
 
     def sum(self, values: torch.Tensor) -> torch.Tensor:
         """``values`` summed over the ranks (returned unchanged with one rank)."""

@@ -1,0 +1,129 @@
+r"""Data-parallel surrogate fits with ``torchrun``: one process per device, any number of machines.
+
+::
+
+    # 2 processes on this machine (CPU: gloo; with GPUs each process takes one: nccl)
+    torchrun --nproc-per-node 2 -m grids_sc.distributed fit data.h5mu fitted.h5mu \\
+        --groupby celltype
+
+    # 2 machines with 4 GPUs each (run on both; the first is the rendezvous host)
+    torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint host0:29500 \\
+        -m grids_sc.distributed fit data.h5mu fitted.h5mu --groupby celltype
+
+Every process reads ``INPUT``, fits with :func:`grids_sc.tl.fit_surrogate` (``distributed=True``)
+and checks that all processes ended with the same weights; the first process writes
+``OUTPUT``. In Python, call ``grids.tl.fit_surrogate(mdata, ...)`` in a script started by
+``torchrun``: it detects the launch and fits data-parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import torch.distributed as dist
+
+from .model._parallel import setup, teardown
+
+TRAIN_OPTIONS = (
+    ("--model", str, "cis", "surrogate architecture: cis or grids"),
+    ("--groupby", str, None, "cell annotation conditioning the discriminator / the split"),
+    ("--rna", str, "rna", "RNA modality"),
+    ("--atac", str, "atac", "ATAC modality"),
+    ("--layer", str, None, "ATAC layer (default .X)"),
+    ("--rna-layer", str, None, "RNA layer (default .X)"),
+    ("--max-epochs", int, 60, "most epochs per phase"),
+    ("--cis-max-epochs", int, 300, "most epochs of the cis heads"),
+    ("--batch-size", int, 256, "cells per step, over all processes"),
+    ("--lr", float, 2e-3, "learning rate"),
+    ("--patience", int, 6, "early-stopping patience"),
+    ("--seed", int, 0, "seed of the split and the training"),
+    ("--key-added", str, "surrogate", "key under .uns['grids']"),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="torchrun --nproc-per-node N -m grids_sc.distributed",
+        description="Data-parallel surrogate fit (torch.distributed); the first process writes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit", help="fit a surrogate on INPUT and write OUTPUT (.h5mu)")
+    fit.add_argument("input", help="paired multiome .h5mu")
+    fit.add_argument("output", help="where the first process writes the fitted .h5mu")
+    fit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    fit.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    for flag, kind, default, text in TRAIN_OPTIONS:
+        fit.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default})")
+    return parser
+
+
+def weights_agree(record: dict) -> bool:
+    """Whether every process of the group holds the same weights as this one."""
+    from .tl._executor import weights_token
+
+    token = weights_token(record)
+    tokens: list = [None] * dist.get_world_size()
+    dist.all_gather_object(tokens, token)
+    return len(set(tokens)) == 1
+
+
+def fit(args: argparse.Namespace) -> int:
+    """The ``fit`` command on this process; returns the exit status."""
+    import mudata
+
+    from .tl import fit_surrogate
+
+    parallel, started = setup(args.device)
+    try:
+        mdata = mudata.read_h5mu(args.input)
+        fit_surrogate(
+            mdata,
+            rna=args.rna,
+            atac=args.atac,
+            groupby=args.groupby,
+            layer=args.layer,
+            rna_layer=args.rna_layer,
+            model=args.model,
+            max_epochs=args.max_epochs,
+            cis_max_epochs=args.cis_max_epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            patience=args.patience,
+            seed=args.seed,
+            device=args.device,
+            distributed=True,
+            progress=not args.no_progress,
+            key_added=args.key_added,
+        )
+        entry = mdata.uns["grids"][args.key_added]
+        record = {"architecture": entry["config"]["architecture"], "weights": entry["weights"]}
+        if not weights_agree(record):
+            print(f"error: rank {parallel.rank} ended with other weights", file=sys.stderr)
+            return 1
+        if parallel.main:
+            mdata.write(args.output)
+            print(
+                f"fitted {args.model!r} surrogate on {parallel.world} processes "
+                f"({parallel.device.type}); all processes hold the same weights; "
+                f"wrote {args.output}"
+            )
+        dist.barrier()
+        return 0
+    finally:
+        teardown(started)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m grids_sc.distributed`` (started by ``torchrun``)."""
+    args = _parser().parse_args(argv)
+    try:
+        return fit(args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
