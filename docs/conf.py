@@ -93,7 +93,8 @@ nitpicky = False
 # ---- HTML -----------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = f"grids-sc {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
