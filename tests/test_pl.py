@@ -270,13 +270,13 @@ def test_fidelity_stores_predictions_and_draws_them(results, tmp_path):
 
 
 def test_fidelity_prediction_options(fitted):
-    grids.tl.surrogate_fidelity(fitted, predictions=["gene3", "gene0"])
+    grids.tl.surrogate_fidelity(fitted, predictions=["gene3", "gene0"], ridge_alphas=(100.0,))
     entry = fitted.uns["grids"]["fidelity"]["surrogate"]
     assert list(entry["predictions"]["gene"]) == ["gene0", "gene3"]
     with pytest.raises(KeyError, match="not stored"):
         grids.pl.fidelity(fitted, genes="gene1")
     assert len(grids.pl.fidelity(fitted, genes=[])) == 1
-    grids.tl.surrogate_fidelity(fitted, predictions=False)
+    grids.tl.surrogate_fidelity(fitted, predictions=False, ridge_alphas=(100.0,))
     assert "predictions" not in fitted.uns["grids"]["fidelity"]["surrogate"]
     with pytest.raises(KeyError, match="does not model"):
         grids.tl.surrogate_fidelity(fitted, predictions=["nope"])
@@ -319,15 +319,37 @@ def test_mask_from_indices_mask_and_record():
 def test_show_and_save_follow_scanpy(results, tmp_path, monkeypatch):
     import scanpy as sc
 
-    monkeypatch.setattr(sc.settings, "figdir", tmp_path)
-    key = KEYS[0]
-    a = grids.pl.delta(results, key, save=True)
-    assert (tmp_path / f"delta.{sc.settings.file_format_figs}").is_file()
-    assert a is not None  # Agg cannot show: the axes come back
-    grids.pl.trace(results, key, save="_cd14.pdf")
-    assert (tmp_path / "trace_cd14.pdf").is_file()
+    figdir = sc.settings.figdir
+    sc.settings.figdir = tmp_path
+    try:
+        key = KEYS[0]
+        a = grids.pl.delta(results, key, save=True)
+        assert (tmp_path / f"delta.{sc.settings.file_format_figs}").is_file()
+        assert a is not None  # Agg cannot show: the axes come back
+        grids.pl.trace(results, key, save="_cd14.pdf")
+        assert (tmp_path / "trace_cd14.pdf").is_file()
+    finally:
+        sc.settings.figdir = figdir
     out = tmp_path / "sub" / "track.png"
     grids.pl.track(results, key, save=out)
     assert out.is_file() and out.stat().st_size > 0
-    with pytest.warns(UserWarning, match="non-interactive|cannot be shown"):
-        assert grids.pl.interactions(results, key, show=True) is None
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(True))
+    assert grids.pl.interactions(results, key, show=True) is None and shown == [True]
+    fig, ax = plt.subplots()
+    assert grids.pl.interactions(results, key, ax=ax) is ax and shown == [True]
+    with pytest.raises(TypeError, match="save must be"):
+        grids.pl.mask([1], save=3)
+
+
+def test_fidelity_stores_a_spread_of_genes_when_there_are_many():
+    from grids_sc.tl._fidelity import SPREAD_GENES, _prediction_genes
+
+    r = np.random.default_rng(0).uniform(-0.2, 0.9, 2000)
+    genes = np.array([f"g{i}" for i in range(2000)])
+    cols = _prediction_genes(None, r, genes)
+    assert len(cols) == SPREAD_GENES and np.all(np.diff(cols) > 0)
+    assert {int(np.argmin(r)), int(np.argmax(r))} <= set(cols.tolist())
+    assert len(_prediction_genes(None, r[:30], genes[:30])) == 30
+    assert len(_prediction_genes(True, r, genes)) == 2000
+    assert list(_prediction_genes(["g7", "g3"], r, genes)) == [3, 7]

@@ -111,14 +111,12 @@ def track(
     if len(chroms) > 1:
         raise ValueError(f"genes {genes} lie on several chromosomes; pass one with gene=")
     chrom = str(chroms[0])
-    columns = []
     for key, _ in records:
         if f"{key}_score" not in a_atac.var.columns:
             raise KeyError(
                 f"ATAC var has no column {key + '_score'!r}: the result's peak columns are "
                 "missing (were they dropped, or is this another modality?)"
             )
-        columns.append(key)
     peaks = peak_coordinates(a_atac, atac)
     p_chrom = peaks["chrom"].astype(str).to_numpy()
     p_start = peaks["start"].to_numpy(dtype=np.float64)
@@ -127,7 +125,7 @@ def track(
     in_region = (p_chrom == chrom) & (p_end >= lo) & (p_start <= hi)
 
     groups = list(dict.fromkeys(str(scalar(r["group"])) for _, r in records))
-    pchic_rows = _pchic_rows(pchic, genes, groups, a_atac, chrom, lo, hi)
+    pchic_rows = _pchic_rows(pchic, genes, groups, a_atac, atac, chrom, lo, hi)
     planted = _planted(a_atac.var, genes, in_region, truth)
     n_top = 1 + (planted is not None) + len(pchic_rows)
 
@@ -216,7 +214,9 @@ def _region(records, coords, window, a_atac, on_chrom, p_start, p_end) -> tuple[
     return lo - pad, hi + pad
 
 
-def _pchic_rows(pchic, genes, groups, a_atac, chrom, lo, hi) -> list[tuple[str, pd.DataFrame]]:
+def _pchic_rows(
+    pchic, genes, groups, a_atac, atac, chrom, lo, hi
+) -> list[tuple[str, pd.DataFrame]]:
     """Per group: the PCHi-C-tested tiles in the region (``start``, ``end``, ``significant``)."""
     if pchic is None:
         return []
@@ -227,7 +227,7 @@ def _pchic_rows(pchic, genes, groups, a_atac, chrom, lo, hi) -> list[tuple[str, 
     if {"chrom", "start", "end"} <= set(sub.columns):
         pos = sub[["chrom", "start", "end"]].astype({"chrom": str})
     else:  # coordinates of the tiles from the ATAC peaks of the same names
-        pc = peak_coordinates(a_atac, "atac")
+        pc = peak_coordinates(a_atac, atac)
         pos = pc.reindex(sub["tile"].astype(str).to_numpy())
         pos.index = sub.index
     sub = sub.assign(chrom_=pos["chrom"].astype(str), start_=pos["start"], end_=pos["end"])
