@@ -145,11 +145,16 @@ def test_bedpe_anchors_peaks_to_the_tss(mdata, tmp_path):
     assert (got["strand1"] == ".").all()
     score = got["score"].astype(int)
     assert score.between(0, 1000).all() and score.max() == 1000
-    np.testing.assert_allclose(got["value"].astype(float), table["alone"], rtol=1e-6)
+    np.testing.assert_allclose(got["value"].astype(float), table["alone"], rtol=1e-5)
     # the score is |value| scaled to the file's largest
     expect = np.rint(1000 * table["alone"].abs() / table["alone"].abs().max())
     np.testing.assert_array_equal(score, expect.astype(int))
     assert got["name"].iloc[0] == f"{table['gene'][0]}|all|{table['peak'][0]}"
+    # attribute results have no restart frequency: their value is written as 0, still a number
+    grids.io.write_links(mdata, path, value="frequency")
+    _, rows = _data_lines(path)
+    freq = np.array([float(r[10]) for r in rows])
+    np.testing.assert_allclose(freq, table["frequency"].fillna(0), rtol=1e-5)
 
 
 def test_interact_follows_the_ucsc_fields(mdata, tmp_path):
@@ -172,7 +177,7 @@ def test_interact_follows_the_ucsc_fields(mdata, tmp_path):
     assert (got["chromStart"] == got[["sourceStart", "targetStart"]].min(axis=1)).all()
     assert (got["chromEnd"] == got[["sourceEnd", "targetEnd"]].max(axis=1)).all()
     assert got["score"].between(0, 1000).all() and got["score"].max() == 1000
-    np.testing.assert_allclose(got["value"].astype(float), table["restored"], rtol=1e-6)
+    np.testing.assert_allclose(got["value"].astype(float), table["restored"], rtol=1e-5)
     assert set(got["exp"]) == {KEY, SAL_KEY}
     assert set(got["color"]) <= set(grids.io._links.COLORS)
     assert (got["targetStrand"] == "-").all() and (got["sourceStrand"] == ".").all()

@@ -89,7 +89,8 @@ def write_links(
         - ``"tsv"``: the tidy :func:`grids_sc.get.links` table with a header row.
     value
         Column of the links table written as the link's value: ``"alone"`` (default),
-        ``"restored"``, ``"score"`` or ``"frequency"``. The 0–1000 browser ``score`` is
+        ``"restored"``, ``"score"`` or ``"frequency"`` (written with 6 significant digits;
+        0 where missing, as the frequency of ``attribute`` results). The 0–1000 ``score`` is
         ``round(1000 * |value| / max |value|)`` over the file; the colour is red
         (``178,24,43``) where the value is negative (perturbing the peak lowers the gene's
         prediction) and blue (``33,102,172``) otherwise.
@@ -146,13 +147,14 @@ def write_links(
         n_keys = table["key"].nunique()
         description = f"GRIDS peak-gene links ({len(table)} links, {n_keys} results)"
     writer = _bedpe if format == "bedpe" else _interact
-    out = writer(table, table[value].to_numpy(dtype=np.float64))
+    values = table[value].to_numpy(dtype=np.float64)
+    out = writer(table, np.where(np.isfinite(values), values, 0.0))
     header = _track(format, track_name, description)
     with open(path, "w") as fh:
         fh.write(header)
         if format == "bedpe":
             fh.write("#" + "\t".join(BEDPE_COLUMNS) + "\n")
-        out.to_csv(fh, sep="\t", header=False, index=False, na_rep=".")
+        out.to_csv(fh, sep="\t", header=False, index=False, float_format="%.6g")
 
 
 def _track(format: str, name: str, description: str) -> str:
