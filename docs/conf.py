@@ -44,7 +44,7 @@ _DST.mkdir(exist_ok=True)
 for _f in sorted(_SRC.glob("*.md")):
     _t = _DST / _f.name
     if not _t.exists() or not filecmp.cmp(_f, _t, shallow=False):
-        shutil.copy2(_f, _t)
+        shutil.copyfile(_f, _t)  # a fresh mtime, so Sphinx sees the change
 for _t in _DST.glob("*.md"):
     if not (_SRC / _t.name).exists():
         _t.unlink()
