@@ -1,26 +1,29 @@
 """Scale-out of ``grids.tl.explain`` on a local Dask cluster, and a projection to an atlas.
 
-    python benchmarks/bench_scaleout.py [--workers 2] [--genes 4] [--cells 1500] [--peaks 3000]
+    python benchmarks/bench_scaleout.py [--workers 2] [--genes 4] [--cells 3000] [--peaks 10000]
 
 One cis surrogate is fit on the simulator (``--genes`` genes, 3 cell types), then ``explain``
 runs every (gene, cell type) task (12 by default: 250 kb window, L=5, pair moves, at most 60
 steps) three ways: serially with torch's default threads, serially with 1 thread, and on a
 ``LocalCluster(n_workers=--workers, threads_per_worker=1, processes=True)``. The cluster's
-start and a one-task warm-up (workers importing the package and caching the surrogate) are
-timed apart from the run. The Dask results are checked equal to the serial ones.
+start and a warm-up (every worker importing the package; one task per cell type, so the
+workers cache the surrogate) are timed apart from the run. The Dask results are checked
+equal to the serial ones.
 
-From the measured 1-thread cost per task ``c`` and the Dask run's overhead per task
-``o = (workers * T_dask - n_tasks * c) / n_tasks`` (worker time not spent computing: transfer,
-scheduling, result merge), the wall time of 2,000 genes x 20 cell types on 100 workers is
-projected as ``40,000 * (c' + o) / 100`` for ``c' = c`` (this data size) and for ``c'`` = 50 s,
-the full explain measured at 1,000 search cells x 100,000 peaks (benchmarks/README.md,
-``bench_search.py``), assuming the tasks are independent, each worker runs one task at a time
-on one core, and the per-task overhead stays as measured here.
+The Dask task stream gives each task's compute and transfer time on the workers. From the
+measured serial 1-thread cost per task ``c`` and the per-task overhead ``o`` (Dask's round
+trip of an empty task + the mean transfer time of a task's inputs), the wall time of 2,000
+genes x 20 cell types on 100 workers is projected as ``40,000 * (c' + o) / 100`` for
+``c' = c`` (this data size) and for ``c'`` = 50 s, the full explain measured at 1,000 search
+cells x 100,000 peaks (benchmarks/README.md, ``bench_search.py``), assuming the tasks are
+independent, each worker runs one task at a time on a core of its own, and the per-task
+overhead stays as measured here.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
 import warnings
 
@@ -40,14 +43,18 @@ def _explain(m, executor, genes):
     return time.perf_counter() - t
 
 
+def _noop(i):
+    return i
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--genes", type=int, default=4)
-    parser.add_argument("--cells", type=int, default=1500)
-    parser.add_argument("--peaks", type=int, default=3000)
+    parser.add_argument("--cells", type=int, default=3000)
+    parser.add_argument("--peaks", type=int, default=10000)
     args = parser.parse_args()
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     warnings.filterwarnings("ignore", category=UserWarning)
     m = grids.datasets.synthetic_multiome(
@@ -71,13 +78,24 @@ def main() -> None:
         n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster, Client(cluster) as client:  # fmt: skip
         t_start = time.perf_counter() - t
-        warm = m.copy()
-        t_warm = time.perf_counter()
-        grids.tl.explain(warm, genes[0], L=5, groupby="celltype", groups=["type0"],
-                         window=250_000, n_steps=1, executor=client, progress=False)  # fmt: skip
+        t_warm = time.perf_counter()  # every worker imports the package and caches the model
+        client.run(importlib.import_module, "grids_sc.tl._executor")
+        grids.tl.explain(m.copy(), genes[0], L=5, groupby="celltype", window=250_000,
+                         n_steps=1, executor=client, progress=False)  # fmt: skip
         t_warm = time.perf_counter() - t_warm
         dist = m.copy()
-        t_dask = _explain(dist, client, genes)
+        with get_task_stream(client) as stream:
+            t_dask = _explain(dist, client, genes)
+        phases = [
+            {s["action"]: s["stop"] - s["start"] for s in r["startstops"]}
+            for r in stream.data
+            if str(r["key"]).startswith("grids-")
+        ]
+        compute = float(np.mean([p.get("compute", 0.0) for p in phases]))
+        transfer = float(np.mean([p.get("transfer", 0.0) for p in phases]))
+        t = time.perf_counter()  # the scheduler's own cost: round trips of empty tasks
+        client.gather(client.map(_noop, range(400), pure=False))
+        noop = (time.perf_counter() - t) * args.workers / 400
     same = all(
         np.array_equal(rec["selected"], dist.uns["grids"]["explain"][k]["selected"])
         and rec["delta"] == dist.uns["grids"]["explain"][k]["delta"]
@@ -85,7 +103,8 @@ def main() -> None:
     )
 
     c = t_serial1 / n_tasks
-    overhead = max(0.0, (args.workers * t_dask - n_tasks * c) / n_tasks)
+    idle = max(0.0, (args.workers * t_dask - n_tasks * compute) / n_tasks)
+    overhead = noop + transfer
     print(f"data: {args.cells} cells x {args.peaks} peaks x {args.genes} genes; {n_tasks} tasks")
     print(f"serial ({threads} torch threads): {t_serial:.1f} s")
     print(f"serial (1 torch thread):  {t_serial1:.1f} s  ({c:.2f} s per task)")
@@ -93,8 +112,13 @@ def main() -> None:
     print(f"dask ({args.workers} workers x 1 thread): {t_dask:.1f} s; results equal: {same}")
     print(
         f"speed-up: {t_serial / t_dask:.2f}x vs serial ({threads} threads), "
-        f"{t_serial1 / t_dask:.2f}x vs serial (1 thread); "
-        f"overhead {overhead * 1e3:.0f} ms per task"
+        f"{t_serial1 / t_dask:.2f}x vs serial (1 thread)"
+    )
+    print(
+        f"per task on the workers: compute {compute:.2f} s ({compute / c:.1f}x the serial "
+        f"1-thread cost: the workers share the cores with this process and anything else "
+        f"running), transfer {transfer * 1e3:.1f} ms, worker time outside tasks "
+        f"{idle * 1e3:.0f} ms; Dask's empty-task round trip {noop * 1e3:.1f} ms"
     )
     for label, cost in (("this data size", c), ("1,000 cells x 100,000 peaks", ATLAS_TASK_S)):
         hours = ATLAS_TASKS * (cost + overhead) / ATLAS_WORKERS / 3600
