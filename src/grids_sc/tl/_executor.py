@@ -138,10 +138,41 @@ def worker_module(model) -> torch.nn.Module:
         return module
 
 
+_MALLOC_TUNED = False
+
+
+def _tune_malloc() -> None:
+    """Undo a small fixed ``MALLOC_TRIM_THRESHOLD_`` in this worker process.
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``. Setting it freezes
+    glibc's mmap threshold at 128 kB, so every tensor larger than that is a fresh ``mmap``
+    whose pages fault in on each use: torch ran 2-4x slower on such workers than in the
+    caller. Raising both thresholds at run time (``mallopt``) gives back the in-process speed;
+    Dask's own memory trimming (``malloc_trim``) still works.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_trim_threshold, 256 << 20)
+    libc.mallopt(m_mmap_threshold, 32 << 20)
+
+
 def _call(fn, model, rows, task, settings, args, threads, caller_pid):
     """What runs on a worker: set the torch threads (in a worker process), then the task."""
-    if threads is not None and os.getpid() != caller_pid and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    if os.getpid() != caller_pid:
+        _tune_malloc()
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     return fn(worker_module(model), rows, task, settings, *args)
 
 
