@@ -152,12 +152,11 @@ def add_function_options(
                 kwargs.pop("metavar")
             if p.default is inspect.Parameter.empty:
                 kwargs["required"] = True
-            elif says_default:
-                pass
-            elif default is not None:
-                text += f" (default: {default})"
-            elif "None" in annotation and "Sequence" not in annotation:
-                text += " (default: none)"
+            elif not says_default:
+                if default is not None:
+                    text += f" (default: {default})"
+                elif "None" in annotation and "Sequence" not in annotation:
+                    text += " (default: none)"
         group.add_argument(*flags, help=text, **kwargs)
         added.append(name)
     return added
