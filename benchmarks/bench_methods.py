@@ -64,11 +64,7 @@ def _run_methods(m, gene, methods, L, window, groupby=None, groups=None, **expla
 
 
 def pbmc(args) -> None:
-    m = grids.datasets.pbmc10k_tiles()
-    grids.pp.binarize(m)
-    t = time.perf_counter()
-    grids.tl.fit_surrogate(m, groupby="celltype", seed=0, progress=False)
-    print(f"surrogate (cis) fit in {time.perf_counter() - t:.0f} s")
+    m = _pbmc_fitted(args.surrogate)
     pchic = grids.datasets.pchic_support()
     counts = m.obs["celltype"].astype(str).value_counts()
     types = args.types or sorted(counts.index[counts >= args.min_cells])
@@ -99,6 +95,27 @@ def pbmc(args) -> None:
                 values=["pchic_enrichment", "pchic_pvalue"],
             ).to_string(float_format=lambda v: f"{v:.3g}")
         )
+
+
+def _pbmc_fitted(path: str | None):
+    """The shipped PBMC tiles with the benchmark's surrogate, read from ``path`` when it
+    exists (so parts of a long run share one fit), else fitted (and written to ``path``).
+    """
+    import os
+
+    import mudata
+
+    if path and os.path.exists(path):
+        print(f"surrogate read from {path}")
+        return mudata.read_h5mu(path)
+    m = grids.datasets.pbmc10k_tiles()
+    grids.pp.binarize(m)
+    t = time.perf_counter()
+    grids.tl.fit_surrogate(m, groupby="celltype", seed=0, progress=False)
+    print(f"surrogate (cis) fit in {time.perf_counter() - t:.0f} s")
+    if path:
+        m.write(path)
+    return m
 
 
 def _report(res: pd.DataFrame, index: list[str]) -> None:
@@ -249,6 +266,7 @@ def main() -> None:
     ap.add_argument("--genes", nargs="+", default=None)
     ap.add_argument("--types", nargs="+", default=None)
     ap.add_argument("--min-cells", type=int, default=100)
+    ap.add_argument("--surrogate", default=None, help="pbmc: h5mu to read the fit from / write it to")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mnist-L", type=int, nargs="+", default=[8, 16, 32, 64])
     args = ap.parse_args()

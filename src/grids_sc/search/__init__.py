@@ -1,7 +1,7 @@
 """The GRIDS subset search: a torch optimizer over an index set and the problems it solves."""
 
 from ._dense import DenseModelProblem
-from ._optimizer import GridsOptimizer, initial_selection
+from ._optimizer import GridsOptimizer, greedy_selection, initial_selection
 from ._problem import EmbeddingSumProblem, SubsetProblem
 from ._run import SearchResult, run_search
 
@@ -11,6 +11,7 @@ __all__ = [
     "GridsOptimizer",
     "SearchResult",
     "SubsetProblem",
+    "greedy_selection",
     "initial_selection",
     "run_search",
 ]

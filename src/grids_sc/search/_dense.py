@@ -66,6 +66,19 @@ class DenseModelProblem(SubsetProblem):
         return (g * (self.p - self.x)).sum(0).detach()  # g already carries the 1 / n
 
     @torch.no_grad()
+    def add_values(self, selection, incoming) -> torch.Tensor:
+        """Exact mean score with each incoming feature added, ``chunk`` per forward pass."""
+        base = self._perturbed(selection)
+        n = self.x.shape[0]
+        vals = []
+        for s in range(0, len(incoming), self.chunk):
+            ins = incoming[s : s + self.chunk].long()
+            batch = base.unsqueeze(0).repeat(len(ins), 1, 1)  # [m, n, d]
+            batch[torch.arange(len(ins)), :, ins] = self.p
+            vals.append(self.score(batch.reshape(-1, self.n_features)).reshape(-1, n).mean(1))
+        return torch.cat(vals) if vals else torch.zeros(0)
+
+    @torch.no_grad()
     def move_values(self, selection, out_pos, incoming) -> torch.Tensor:
         """Exact mean score of each move, ``chunk`` moves per batched forward pass."""
         base = self._perturbed(selection)

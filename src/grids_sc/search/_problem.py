@@ -65,6 +65,16 @@ class SubsetProblem(ABC):
         """Exact objective after replacing ``selection[out_pos[m]]`` by ``incoming[m]``."""
         return self.move_values(selection, out_pos.reshape(-1, 1), incoming.reshape(-1, 1))
 
+    def add_values(self, selection: torch.Tensor, incoming: torch.Tensor) -> torch.Tensor:
+        """Exact objective of ``selection`` with each feature of ``incoming`` added.
+
+        The base implementation evaluates them one by one with :meth:`value`; problems with
+        a cheaper batched form override it.
+        """
+        return torch.tensor(
+            [self.value(torch.cat([selection.cpu(), j.reshape(1).cpu()])) for j in incoming]
+        )
+
     def pair_effects(
         self, selection: torch.Tensor, features: torch.Tensor, signs: torch.Tensor
     ) -> torch.Tensor:
@@ -272,6 +282,12 @@ class EmbeddingSumProblem(SubsetProblem):
             outs = selection.to(self.device)[out_pos[s : s + self.chunk]]
             vals.append(self._move_chunk(state, outs, incoming[s : s + self.chunk]))
         return torch.cat(vals) if vals else torch.zeros(0, device=self.device)
+
+    @torch.no_grad()
+    def add_values(self, selection, incoming) -> torch.Tensor:
+        """Exact objective with each incoming peak added (a move that restores nothing)."""
+        none = torch.zeros(len(incoming), 0, dtype=torch.long)
+        return self.move_values(selection, none, incoming.reshape(-1, 1))
 
     def _move_chunk(self, state, outs: torch.Tensor, ins: torch.Tensor) -> torch.Tensor:
         h, hid, s, z = state

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._optimizer import GridsOptimizer, initial_selection
+from ._optimizer import GridsOptimizer, greedy_selection, initial_selection
 from ._problem import SubsetProblem
 
 
@@ -58,11 +58,14 @@ def run_search(
     callback=None,
     moves: str = "single",
     pair_pool: int = 64,
+    init: str = "greedy",
 ) -> SearchResult:
     """Minimise ``problem`` over selections of ``size`` features.
 
-    Restart 0 starts from the top first-order features; each further restart from a random
-    ``size`` of the top ``4 * size`` (seeded). The best restart is chosen on ``validation``
+    Restart 0 starts from ``init``: ``"greedy"`` (:func:`greedy_selection`: features added one
+    at a time by their exact effect given the earlier ones) or ``"first_order"`` (the top
+    ``size`` first-order features, i.e. the saliency ranking, as in the paper); each further
+    restart from a random ``size`` of the top ``4 * size`` first-order features (seeded). The best restart is chosen on ``validation``
     when given (held-out cells), else on the search objective. ``moves`` and ``pair_pool``
     are passed to :class:`~grids_sc.search.GridsOptimizer`.
     """
@@ -71,11 +74,16 @@ def run_search(
     n_cand = int(cand.sum())
     if size < 1 or size > n_cand:
         raise ValueError(f"L must be between 1 and the {n_cand} candidate features, got {size}")
+    if init not in ("greedy", "first_order"):
+        raise ValueError(f"init must be 'greedy' or 'first_order', got {init!r}")
     rng = np.random.default_rng(seed)
     d0 = problem.first_order(torch.empty(0, dtype=torch.long)).cpu()
     sels, traces, scores, steps = [], [], [], []
     for r in range(restarts):
-        sel = initial_selection(d0, cand, size, rng if r > 0 else None)
+        if r == 0 and init == "greedy":
+            sel = greedy_selection(problem, cand, size, n_candidates)
+        else:
+            sel = initial_selection(d0, cand, size, rng if r > 0 else None)
         opt = GridsOptimizer(
             [sel], problem, cand, n_candidates=n_candidates, moves=moves, pair_pool=pair_pool
         )
