@@ -266,7 +266,7 @@ def main() -> None:
     ap.add_argument("--genes", nargs="+", default=None)
     ap.add_argument("--types", nargs="+", default=None)
     ap.add_argument("--min-cells", type=int, default=100)
-    ap.add_argument("--surrogate", default=None, help="pbmc: h5mu to read the fit from / write it to")
+    ap.add_argument("--surrogate", help="pbmc: h5mu to read the fit from (or write it to)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mnist-L", type=int, nargs="+", default=[8, 16, 32, 64])
     args = ap.parse_args()

@@ -122,6 +122,7 @@ def test_explain_open_up_moves_expression_up(fitted):
         ({"gene": "gene0", "groupby": "celltype", "groups": "absent"}, KeyError, "not found"),
         ({"gene": "gene0", "groups": "type0"}, ValueError, "needs groupby"),
         ({"gene": "gene0", "perturb": "shut"}, ValueError, "perturb"),
+        ({"gene": "gene0", "init": "best"}, ValueError, "init must be"),
         ({"gene": "gene0", "key": "other"}, KeyError, "no surrogate"),
     ],
 )
@@ -142,3 +143,43 @@ def test_explain_tiny_group_and_foreign_surrogate(fitted):
     ].copy()
     with pytest.raises(ValueError, match="was fit on 800 peaks"):
         grids.tl.explain(sub, "gene0", progress=False)
+
+
+def test_add_values_are_exact(problem):
+    sel = torch.tensor([3, 50, 400])
+    ins = torch.tensor([4, 51, 799, 10])
+    vals = problem.add_values(sel, ins)
+    for i, v in zip(ins, vals):
+        assert float(v) == pytest.approx(problem.value(torch.cat([sel, i.reshape(1)])), abs=1e-5)
+    empty = problem.add_values(torch.empty(0, dtype=torch.long), ins[:2])
+    assert float(empty[0]) == pytest.approx(problem.value(ins[:1]), abs=1e-5)
+
+
+def test_greedy_init_is_at_least_as_good_as_the_first_order_ranking(problem):
+    from grids_sc.search import greedy_selection, initial_selection
+
+    cand = torch.ones(problem.n_features, dtype=torch.bool)
+    d0 = problem.first_order(torch.empty(0, dtype=torch.long))
+    for size in (3, 8):
+        greedy = greedy_selection(problem, cand, size, n_candidates=16)
+        assert len(set(greedy.tolist())) == size
+        assert problem.value(greedy) <= problem.value(initial_selection(d0, cand, size)) + 1e-7
+    # the first pick is the best single peak among the first-order shortlist, evaluated exactly
+    short = torch.topk(d0, 16, largest=False).indices
+    best = short[torch.argmin(problem.add_values(torch.empty(0, dtype=torch.long), short))]
+    assert int(greedy_selection(problem, cand, 1, n_candidates=16)[0]) == int(best)
+    res = run_search(problem, 8, n_candidates=16, n_steps=50, init="greedy")
+    assert res.value <= problem.value(greedy_selection(problem, cand, 8, 16)) + 1e-7
+    with pytest.raises(ValueError, match="init"):
+        run_search(problem, 8, init="best")
+
+
+def test_rel_delta_leaves_out_cells_predicted_near_zero():
+    from grids_sc.tl._explain import _delta_stats
+
+    before = np.array([[1.0], [1.0], [0.0002], [1.0]])
+    after = np.array([[0.5], [0.5], [0.07], [0.5]])
+    stats = _delta_stats(before, after)
+    assert stats["rel"] == pytest.approx(-0.5)  # not (3 * -0.5 + 349) / 4
+    assert stats["rel_cells"] == pytest.approx(0.75)
+    assert stats["rel_of_means"] == pytest.approx((after.mean() - before.mean()) / before.mean())

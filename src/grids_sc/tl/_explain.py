@@ -22,7 +22,7 @@ MIN_GROUP_CELLS = 10
 PERTURB = {"close": 0.0, "open": 1.0}
 DIRECTION = {"down": 1.0, "up": -1.0}
 MOVES = ("pair", "single")
-INITS = ("greedy", "first_order")
+INITS = ("first_order", "greedy")
 REL_FLOOR = 0.01  # Rel Δ counts cells predicted at >= 1% of the group mean
 
 
@@ -118,7 +118,7 @@ def explain(
     window: int | None = None,
     restarts: int = 1,
     moves: str = "pair",
-    init: str = "greedy",
+    init: str = "first_order",
     split_seed: int = 2023,
     device: str = "auto",
     seed: int = 0,
