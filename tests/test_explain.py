@@ -183,3 +183,18 @@ def test_rel_delta_leaves_out_cells_predicted_near_zero():
     assert stats["rel"] == pytest.approx(-0.5)  # not (3 * -0.5 + 349) / 4
     assert stats["rel_cells"] == pytest.approx(0.75)
     assert stats["rel_of_means"] == pytest.approx((after.mean() - before.mean()) / before.mean())
+
+
+@pytest.mark.parametrize("perturb", [0.0, 1.0])
+def test_large_selections_take_the_sparse_path_with_the_same_values(fitted, perturb, monkeypatch):
+    import grids_sc.search._problem as problem_module
+
+    f = grids.tl.get_surrogate(fitted)
+    x = atac_binary(fitted["atac"], None, "atac")[:200]
+    prob = EmbeddingSumProblem(f.module, x, np.array([0, 2]), perturb_value=perturb)
+    sel = torch.from_numpy(np.random.default_rng(0).choice(prob.n_features, 300, replace=False))
+    monkeypatch.setattr(problem_module, "DENSE_STATE_LIMIT", 10_000)
+    dense = prob.value(sel)
+    prob._cache_key = None
+    monkeypatch.setattr(problem_module, "DENSE_STATE_LIMIT", 16)
+    assert prob.value(sel) == pytest.approx(dense, abs=1e-5)

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 
 from ..model import CisSurrogate, Surrogate, make_batch
 
+DENSE_STATE_LIMIT = 512  # selections up to this size update the pooled sums column by column
+
 
 class SubsetProblem(ABC):
     """Interface of a subset-selection problem (minimise :meth:`value` over selections)."""
@@ -216,7 +218,15 @@ class EmbeddingSumProblem(SubsetProblem):
         if self._cache_key == key and self._cache is not None:
             return self._cache
         h, s = self.h0.clone(), None if self.s0 is None else self.s0.clone()
-        if len(sel):
+        if len(sel) > DENSE_STATE_LIMIT:
+            # large selections (masks of attribution methods): the change of the pooled sums
+            # is p sum_j D_j - sum_{j open in c} D_j per chromosome, from the nonzeros alone
+            h += self._sparse_change(sel)
+            if s is not None:
+                win = sel[self.slot[sel] >= 0]  # only window peaks move the window sums
+                if len(win):
+                    s += torch.einsum("mn,mte->nte", self._columns(win), self._window_emb(win))
+        elif len(sel):
             cols = self._columns(sel)  # [m, n]
             upd = cols[:, :, None] * self.delta[sel][:, None, :]  # [m, n, e]
             h.index_add_(1, self.peak_chrom[sel], upd.transpose(0, 1))
@@ -225,6 +235,23 @@ class EmbeddingSumProblem(SubsetProblem):
         hid = self.enc.chrom_layer(h)
         self._cache_key, self._cache = key, (h, hid, s, self.enc.latent(hid))
         return self._cache
+
+    def _sparse_change(self, sel: torch.Tensor) -> torch.Tensor:
+        """``[n, K, e]`` change of the pooled sums from perturbing ``sel``, in
+        O(nnz(X[:, sel]) e + |sel| e).
+        """
+        n_chrom, emb = self.h0.shape[1], self.h0.shape[2]
+        chrom = self.peak_chrom[sel]
+        const = torch.zeros(n_chrom, emb, device=self.device, dtype=self.h0.dtype)
+        const.index_add_(0, chrom, self.p * self.delta[sel])
+        sub = self.x[:, sel.cpu().numpy()].tocoo()
+        cells = torch.from_numpy(sub.row.astype(np.int64)).to(self.device)
+        local = torch.from_numpy(sub.col.astype(np.int64)).to(self.device)
+        vals = torch.from_numpy(sub.data.astype(np.float32)).to(self.device)
+        change = torch.zeros(self.n_cells * n_chrom, emb, device=self.device, dtype=self.h0.dtype)
+        upd = -vals[:, None] * self.delta[sel[local]]
+        change.index_add_(0, cells * n_chrom + chrom[local], upd)
+        return change.view(self.n_cells, n_chrom, emb) + const
 
     def _objective(self, hid: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
         """Objective of hidden units ``[..., n, K, c]`` (leading dims kept)."""
