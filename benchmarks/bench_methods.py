@@ -185,8 +185,12 @@ def a549(args) -> None:
     xr = m["rna"].X
     xr = xr.toarray() if hasattr(xr, "toarray") else np.asarray(xr)
     var_top = m["rna"].var_names[np.argsort(-xr.var(0))[:100]]
+    panel = [*genes, *[g for g in top if g not in genes], {"top100_variable": list(var_top)}]
+    if args.genes:  # a part of the panel, in the order given
+        named = {g if isinstance(g, str) else next(iter(g)): g for g in panel}
+        panel = [named[g] for g in args.genes if g in named]
     rows = []
-    for gene in [*genes, *[g for g in top if g not in genes], {"top100_variable": list(var_top)}]:
+    for gene in panel:
         keys = _run_methods(m, gene, args.methods, 10, None, settings=GENOME_WIDE)
         name = gene if isinstance(gene, str) else next(iter(gene))
         df = grids.tl.evaluate(m, [k for k, _, _ in keys])
@@ -272,7 +276,7 @@ def main() -> None:
     ap.add_argument("part", choices=["pbmc", "sim", "a549", "mnist"])
     ap.add_argument("--methods", nargs="+", default=[m for m in METHODS])
     ap.add_argument("--L", type=int, nargs="+", default=[10, 128])
-    ap.add_argument("--genes", nargs="+", default=None)
+    ap.add_argument("--genes", nargs="+", default=None, help="pbmc genes; a549: part of the panel")
     ap.add_argument("--types", nargs="+", default=None)
     ap.add_argument("--min-cells", type=int, default=100)
     ap.add_argument("--surrogate", help="pbmc: h5mu to read the fit from (or write it to)")
