@@ -87,6 +87,7 @@ def test_evaluate_table(fitted):
     assert df.loc["grids", "precision"] > df.loc["random", "precision"]
     assert df.loc["grids", "true_rel_delta"] < df.loc["random", "true_rel_delta"] < 0.01
     assert df.loc["grids", "shr"] and 0 <= df.loc["grids", "hr_fraction"] <= 1
+    assert 0.5 < df.loc["grids", "rel_cells"] <= 1
     assert "evaluation" in fitted.uns["grids"]
     with pytest.raises(KeyError, match="not in"):
         grids.tl.evaluate(fitted, "missing")

@@ -49,9 +49,10 @@ def evaluate(
     -------
     DataFrame
         One row per result: ``key``, ``method``, ``gene``, ``group``, ``L``; ``avg_delta`` and
-        ``rel_delta`` (held-out test cells; ``*_train`` on search cells), ``rel_of_means``
-        (relative change of the test cells' mean expression: robust where some cells'
-        predictions are near zero, which inflates ``rel_delta``); ``hr`` (a selected
+        ``rel_delta`` (held-out test cells; ``*_train`` on search cells), ``rel_cells``
+        (share of test cells that count for ``rel_delta``: those predicted at no less than
+        1% of the group's mean), ``rel_of_means`` (relative change of the test cells' mean
+        expression); ``hr`` (a selected
         peak overlaps the gene body), ``shr`` (one lies within ``within`` bp on its
         chromosome) and the fractions of selected peaks that do (``hr_fraction``,
         ``shr_fraction``); with ``pchic``: ``pchic_selected`` (significant among the selected
@@ -102,6 +103,7 @@ def _evaluate_one(mdata, key, record, pchic, within, rna, atac) -> dict:
         "L": len(selected),
         "avg_delta": float(delta.get("avg_test", np.nan)),
         "rel_delta": float(delta.get("rel_test", np.nan)),
+        "rel_cells": float(delta.get("rel_cells_test", np.nan)),
         "rel_of_means": float(delta.get("rel_of_means_test", np.nan)),
         "avg_delta_train": float(delta.get("avg_train", np.nan)),
         "rel_delta_train": float(delta.get("rel_train", np.nan)),
