@@ -14,7 +14,7 @@
   peaks, 12 genes, seed 1); L = the gene's planted peaks; precision and recall of the planted
   CREs by logic and the true relative effect (simulator truth) per method.
 - ``a549``: sci-CAR A549 (``../shared/data``), genome-wide peaks, the paper's architecture
-  (``model='grids'``: no hg19 gene bounds for the cis model), L=10 over all peaks, for a
+  (``model='grids'``), L=10 over all peaks, for a
   panel of dexamethasone-responsive genes, the 5 genes the surrogate predicts best, and the
   gene set of the 100 most variable genes. SmoothGrad and integrated gradients take dense
   ``[cells, 52,761]`` inputs, so they run with 4 noise samples and 8 path steps here; SAGE's

@@ -10,6 +10,8 @@ import torch
 from ._optimizer import GridsOptimizer, greedy_selection, initial_selection
 from ._problem import SubsetProblem
 
+INITS = ("first_order", "greedy")  # where restart 0 starts
+
 
 @dataclass
 class SearchResult:
@@ -67,16 +69,16 @@ def run_search(
     ``size`` first-order features, i.e. the saliency ranking, as in the paper); each further
     restart from a random ``size`` of the top ``4 * size`` first-order features (seeded).
     The best restart is chosen on ``validation`` when given (held-out cells), else on the
-    search objective. ``moves`` and ``pair_pool``
-    are passed to :class:`~grids_sc.search.GridsOptimizer`.
+    search objective. ``moves`` and ``pair_pool`` are passed to
+    :class:`~grids_sc.search.GridsOptimizer`.
     """
     n = problem.n_features
     cand = torch.ones(n, dtype=torch.bool) if candidates is None else candidates.bool().cpu()
     n_cand = int(cand.sum())
     if size < 1 or size > n_cand:
         raise ValueError(f"L must be between 1 and the {n_cand} candidate features, got {size}")
-    if init not in ("greedy", "first_order"):
-        raise ValueError(f"init must be 'greedy' or 'first_order', got {init!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
     rng = np.random.default_rng(seed)
     d0 = problem.first_order(torch.empty(0, dtype=torch.long)).cpu()
     sels, traces, scores, steps = [], [], [], []

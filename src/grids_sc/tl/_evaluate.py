@@ -49,17 +49,16 @@ def evaluate(
     -------
     DataFrame
         One row per result: ``key``, ``method``, ``gene``, ``group``, ``L``; ``avg_delta`` and
-        ``rel_delta`` (held-out test cells; ``*_train`` on search cells), ``rel_cells``
-        (share of test cells that count for ``rel_delta``: those predicted at no less than
-        1% of the group's mean), ``rel_of_means`` (relative change of the test cells' mean
-        expression); ``hr`` (a selected
-        peak overlaps the gene body), ``shr`` (one lies within ``within`` bp on its
-        chromosome) and the fractions of selected peaks that do (``hr_fraction``,
-        ``shr_fraction``); with ``pchic``: ``pchic_selected`` (significant among the selected
-        tested tiles), ``pchic_tested``, ``pchic_window`` and ``pchic_window_tested``,
-        ``pchic_enrichment`` and ``pchic_pvalue``; on simulated data: ``precision`` and
-        ``recall`` of the planted CREs, ``recall_{single,or,and,decoy}``, and ``true_rel_delta``,
-        the true relative change of mean expression on the test cells under the simulator.
+        ``rel_delta`` (held-out test cells; ``*_train`` on search cells), ``rel_cells`` (share of
+        test cells that count for ``rel_delta``: those predicted at no less than 1% of the group's
+        mean), ``rel_of_means`` (relative change of the test cells' mean expression); ``hr`` (a
+        selected peak overlaps the gene body), ``shr`` (one lies within ``within`` bp on its
+        chromosome) and the fractions of selected peaks that do (``hr_fraction``, ``shr_fraction``);
+        with ``pchic``: ``pchic_selected`` (significant among the selected tested tiles),
+        ``pchic_tested``, ``pchic_window`` and ``pchic_window_tested``, ``pchic_enrichment`` and
+        ``pchic_pvalue``; on simulated data: ``precision`` and ``recall`` of the planted CREs,
+        ``recall_{single,or,and,decoy}``, and ``true_rel_delta``, the true relative change of mean
+        expression on the test cells under the simulator.
     """
     store = mdata.uns.get("grids", {}).get("explain", {})
     if keys is None:

@@ -13,6 +13,7 @@ from mudata import MuData
 
 from .._device import resolve_device
 from ..search import EmbeddingSumProblem, run_search
+from ..search._run import INITS
 from ._executor import check_executor, run_tasks
 from ._inputs import atac_binary, obs_column, split_cells
 from ._surrogate import get_surrogate
@@ -22,7 +23,6 @@ MIN_GROUP_CELLS = 10
 PERTURB = {"close": 0.0, "open": 1.0}
 DIRECTION = {"down": 1.0, "up": -1.0}
 MOVES = ("pair", "single")
-INITS = ("first_order", "greedy")
 REL_FLOOR = 0.01  # Rel Δ counts cells predicted at >= 1% of the group mean
 
 
@@ -435,7 +435,7 @@ def explain_task(module, rows, task: _Task, settings: dict, dev) -> tuple[dict, 
         seed=settings["seed"],
         validation=probs.get("validation"),
         moves=settings["moves"],
-        init=settings.get("init", "first_order"),
+        init=settings["init"],
     )
     sel = torch.from_numpy(res.selection)
     sign = DIRECTION[settings["direction"]]
