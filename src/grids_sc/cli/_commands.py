@@ -275,7 +275,7 @@ def _executor(value: str | None):
 def add_explain(sub, common) -> None:
     """``grids explain``."""
     from .. import tl
-    from ..tl._explain import DIRECTION, MOVES, PERTURB
+    from ..tl._explain import DIRECTION, INITS, MOVES, PERTURB
 
     p = sub.add_parser(
         "explain",
@@ -294,7 +294,7 @@ def add_explain(sub, common) -> None:
         p,
         tl.explain,
         skip={"gene", "executor"},
-        choices={"perturb": PERTURB, "direction": DIRECTION, "moves": MOVES},
+        choices={"perturb": PERTURB, "direction": DIRECTION, "moves": MOVES, "init": INITS},
     )
     has_executor = _executor_option(p, tl.explain)
     p.set_defaults(run=partial(_explain, names=names, has_executor=has_executor))
