@@ -1,10 +1,12 @@
 """The torch backend: sparse encoder equals the dense definition; gradients; training."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
 from grids_sc.model import (
+    CHROM_NORMS,
     SparseAtacEncoder,
     Surrogate,
     SurrogateConfig,
@@ -12,6 +14,7 @@ from grids_sc.model import (
     atac_reconstruction_loss,
     fit_surrogate_module,
     make_batch,
+    normalise_pooled,
     surrogate_from_record,
     surrogate_to_record,
 )
@@ -122,3 +125,37 @@ def test_training_reduces_losses_deterministic_and_roundtrip():
     batch = make_batch(x, chrom, 3)
     with torch.no_grad():
         torch.testing.assert_close(back(batch), mod.eval()(batch))
+
+
+def test_chrom_norm_keeps_or_drops_the_scale_and_old_records_load_as_layer():
+    h = torch.randn(4, 3, 8)
+    centred = normalise_pooled(h, "center")
+    torch.testing.assert_close(centred.mean(-1), torch.zeros(4, 3), atol=1e-6, rtol=0)
+    # centring keeps the scale of a chromosome's sum (how many peaks are open) ...
+    torch.testing.assert_close(normalise_pooled(3 * h, "center"), 3 * centred)
+    # ... layer normalisation divides it out
+    torch.testing.assert_close(
+        normalise_pooled(3 * h, "layer"), normalise_pooled(h, "layer"), atol=1e-3, rtol=0
+    )
+    with pytest.raises(ValueError, match="chrom_norm"):
+        normalise_pooled(h, "batch")
+
+    x, chrom = _random()
+    batch = make_batch(x, chrom, 3)
+    outs = {}
+    for norm in CHROM_NORMS:
+        cfg = SurrogateConfig(n_peaks=50, n_genes=2, n_chrom=3, emb_dim=8, chrom_norm=norm)
+        torch.manual_seed(0)
+        mod = Surrogate(cfg, torch.from_numpy(chrom)).eval()
+        with torch.no_grad():
+            outs[norm] = mod(batch)
+        rec = surrogate_to_record(mod)
+        assert rec["architecture"]["chrom_norm"] == norm
+        assert surrogate_from_record(rec).atac_encoder.norm == norm
+    assert not torch.allclose(outs["center"], outs["layer"])
+    # a record written before the option existed was fit with layer normalisation
+    del rec["architecture"]["chrom_norm"]
+    back = surrogate_from_record(rec)
+    assert back.atac_encoder.norm == "layer"
+    with torch.no_grad():
+        torch.testing.assert_close(back(batch), outs["layer"])

@@ -149,7 +149,7 @@ def add_fit(sub, common) -> None:
     """``grids fit``."""
     from .. import tl
     from ..tl._inputs import RNA_TRANSFORMS
-    from ..tl._surrogate import MODELS
+    from ..tl._surrogate import CHROM_NORMS, MODELS
 
     p = sub.add_parser(
         "fit",
@@ -184,7 +184,9 @@ def add_fit(sub, common) -> None:
         "table file first (grids.pp.annotate_genes); model 'cis' and --window need them",
     )
     names = add_function_options(
-        p, tl.fit_surrogate, choices={"model": MODELS, "rna_transform": RNA_TRANSFORMS}
+        p,
+        tl.fit_surrogate,
+        choices={"model": MODELS, "rna_transform": RNA_TRANSFORMS, "chrom_norm": CHROM_NORMS},
     )
     p.set_defaults(run=partial(_fit, names=names))
 

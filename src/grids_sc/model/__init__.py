@@ -3,7 +3,14 @@
 Nothing here knows about AnnData; :mod:`grids_sc.tl` moves data in and out.
 """
 
-from ._atac import AtacDecoder, SparseAtacEncoder, atac_reconstruction_loss, focal_bce
+from ._atac import (
+    CHROM_NORMS,
+    AtacDecoder,
+    SparseAtacEncoder,
+    atac_reconstruction_loss,
+    focal_bce,
+    normalise_pooled,
+)
 from ._batch import AtacBatch, make_batch
 from ._cis import CisConfig, CisHeads, CisSurrogate
 from ._cis_train import CisTrainConfig, fit_cis_heads, shared_latent
@@ -13,6 +20,7 @@ from ._surrogate import RnaDecoder, Surrogate, SurrogateConfig
 from ._train import PHASES, TrainConfig, fit_surrogate_module
 
 __all__ = [
+    "CHROM_NORMS",
     "PHASES",
     "AtacBatch",
     "AtacDecoder",
@@ -31,6 +39,7 @@ __all__ = [
     "fit_surrogate_module",
     "focal_bce",
     "make_batch",
+    "normalise_pooled",
     "predict_expression",
     "surrogate_from_record",
     "surrogate_to_record",

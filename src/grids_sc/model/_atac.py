@@ -22,6 +22,22 @@ from torch import nn
 
 from ._batch import AtacBatch
 
+CHROM_NORMS = ("center", "layer")  # how a chromosome's pooled sum is normalised
+
+
+def normalise_pooled(h: torch.Tensor, norm: str) -> torch.Tensor:
+    """Normalise pooled sums ``[..., emb_dim]`` over the embedding dimension.
+
+    ``"center"`` subtracts each sum's mean and keeps its scale, so how many (and which) peaks
+    of a chromosome are open both reach the next layer; ``"layer"`` (layer normalisation, as
+    in the paper) also divides by the standard deviation, which discards the scale of the sum.
+    """
+    if norm == "center":
+        return h - h.mean(-1, keepdim=True)
+    if norm == "layer":
+        return F.layer_norm(h, (h.shape[-1],))
+    raise ValueError(f"chrom_norm must be one of {list(CHROM_NORMS)}, got {norm!r}")
+
 
 class _BagSum(torch.autograd.Function):
     """Per-(cell, chromosome) sums of ``w * delta[j]`` over open peaks, O(nnz) both ways.
@@ -65,6 +81,9 @@ class SparseAtacEncoder(nn.Module):
         Size of the ATAC latent.
     dropout
         Dropout before the latent layer.
+    norm
+        Normalisation of each chromosome's pooled sum before its layer (see
+        :func:`normalise_pooled`).
     """
 
     def __init__(
@@ -75,8 +94,12 @@ class SparseAtacEncoder(nn.Module):
         chrom_hidden: int = 32,
         n_latent: int = 32,
         dropout: float = 0.1,
+        norm: str = "center",
     ) -> None:
         super().__init__()
+        if norm not in CHROM_NORMS:
+            raise ValueError(f"chrom_norm must be one of {list(CHROM_NORMS)}, got {norm!r}")
+        self.norm = norm
         n_peaks = int(peak_chrom.numel())
         self.n_peaks, self.n_chrom, self.emb_dim = n_peaks, n_chrom, emb_dim
         self.register_buffer("peak_chrom", peak_chrom.to(torch.long).clone())
@@ -111,7 +134,7 @@ class SparseAtacEncoder(nn.Module):
         else:
             w, b = self.chrom_weight[chroms], self.chrom_bias[chroms]
             nw, nb = self.norm_weight[chroms], self.norm_bias[chroms]
-        h = F.gelu(F.layer_norm(h, (self.emb_dim,)) * nw + nb)
+        h = F.gelu(normalise_pooled(h, self.norm) * nw + nb)
         return self.dropout(F.gelu(torch.einsum("...ke,keh->...kh", h, w) + b))
 
     def latent(self, hidden: torch.Tensor) -> torch.Tensor:

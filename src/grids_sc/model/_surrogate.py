@@ -37,6 +37,10 @@ class SurrogateConfig:
         discriminator.
     dropout
         Dropout in the encoders.
+    chrom_norm
+        Normalisation of each chromosome's pooled embedding sum: ``"center"`` (subtract the
+        mean, keep the scale) or ``"layer"`` (layer normalisation; models stored without
+        this key used it).
     """
 
     n_peaks: int
@@ -48,6 +52,7 @@ class SurrogateConfig:
     n_latent: int = 32
     hidden: int = 128
     dropout: float = 0.1
+    chrom_norm: str = "center"
 
     def to_dict(self) -> dict:
         """The configuration as a plain dict."""
@@ -57,9 +62,10 @@ class SurrogateConfig:
     def from_dict(cls, d: dict) -> SurrogateConfig:
         """Rebuild from :meth:`to_dict` output (extra keys are ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(
-            **{k: int(v) if k != "dropout" else float(v) for k, v in d.items() if k in names}
-        )
+        cast = {"dropout": float, "chrom_norm": str}
+        kw = {k: cast.get(k, int)(v) for k, v in d.items() if k in names}
+        kw.setdefault("chrom_norm", "layer")  # stored before the option existed
+        return cls(**kw)
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, dropout: float = 0.0) -> nn.Sequential:
@@ -104,7 +110,7 @@ class Surrogate(nn.Module):
         c = config
         self.config = c
         self.atac_encoder = SparseAtacEncoder(
-            peak_chrom, c.n_chrom, c.emb_dim, c.chrom_hidden, c.n_latent, c.dropout
+            peak_chrom, c.n_chrom, c.emb_dim, c.chrom_hidden, c.n_latent, c.dropout, c.chrom_norm
         )
         self.atac_decoder = AtacDecoder(c.n_latent, c.n_peaks, c.hidden)
         self.rna_encoder = _mlp(c.n_genes, c.hidden, c.n_latent, c.dropout)

@@ -341,11 +341,7 @@ class EmbeddingSumProblem(SubsetProblem):
 
     def _chrom_layer_one(self, h_k: torch.Tensor, chroms: torch.Tensor) -> torch.Tensor:
         """Per-chromosome layer of ``h_k [m, n, e]`` where slice ``m`` lies on ``chroms[m]``."""
-        enc = self.enc
-        h = F.layer_norm(h_k, (enc.emb_dim,))
-        h = F.gelu(h * enc.norm_weight[chroms][:, None, :] + enc.norm_bias[chroms][:, None, :])
-        h = torch.einsum("mne,meh->mnh", h, enc.chrom_weight[chroms])
-        return F.gelu(h + enc.chrom_bias[chroms][:, None, :])
+        return self.enc.chrom_layer(h_k.transpose(0, 1), chroms).transpose(0, 1)
 
     def interacting_features(self) -> torch.Tensor:
         """The target genes' window peaks (the cis heads make them interact)."""
