@@ -1,17 +1,19 @@
 """Held-out Rel Δ of GRIDS vs saliency and random peak sets on the shipped PBMC tiles.
 
-    python benchmarks/bench_pbmc_explain.py [--epochs 20] [--model grids] [--restarts 1]
+    python benchmarks/bench_pbmc_explain.py [--surrogate fit.h5mu] [--model cis]
         [--L 10 128] [--genes CCR7 ZEB2] [--types "B cells" NK] [--min-cells 100]
+        [--split-seeds 2023 2024 2025] [--restarts 1]
 
 Measures the bar "for each of the 3 genes in each cell type with at least 100 cells, GRIDS's
 held-out Rel Δ at L=10 and L=128 beats random and saliency selections of the same size".
 
 One surrogate is fit on ``grids.datasets.pbmc10k_tiles()`` (ATAC binarised as in the
-quickstart, ``groupby='celltype'``, seed 0) and its held-out fidelity is printed. For every
-(gene, cell type, L), ``grids.tl.explain`` runs with the paper's settings (250 kb window,
-32 candidate swaps, 500 steps, closing peaks to move expression down) and its held-out test
+quickstart, ``groupby='celltype'``, seed 0; read from ``--surrogate`` when that file exists,
+else written to it) and its held-out fidelity is printed. For every (gene, cell type, L,
+split seed), ``grids.tl.explain`` runs with the paper's settings (250 kb window, 32
+candidate swaps, 500 steps, closing peaks to move expression down) and its held-out test
 Rel Δ is read from the result. The baselines use the same cells, reproducing explain's
-70/10/20 split of the cell type (``split_seed=2023``) with its own helpers:
+70/10/20 split of the cell type (``split_seed``) with its own helpers:
 
 - saliency: the top-L window peaks by the first-order score ``d_j`` at the empty selection
   on the search (train) cells (``EmbeddingSumProblem.first_order``; the start of GRIDS's
@@ -21,6 +23,12 @@ Rel Δ is read from the result. The baselines use the same cells, reproducing ex
 All three are scored identically: ``EmbeddingSumProblem.per_cell`` on the test cells and
 explain's Rel Δ (mean over cells of (after - before) / before). More negative is better;
 "wins" means GRIDS's Rel Δ is below both baselines. ``--genes``/``--types`` limit the run.
+
+With several ``--split-seeds`` each split draws other search and test cells, and the script
+also prints, per (gene, cell type, L), the mean over splits of GRIDS's Rel Δ minus
+saliency's with its standard error, and how many rows GRIDS leads on that mean and by more
+than two standard errors (and trails by more than two): one split's 20% test cells (20 to
+a few hundred per type) decide close rows by chance.
 """
 
 from __future__ import annotations
@@ -55,8 +63,10 @@ def test_rel(problem: EmbeddingSumProblem, selection: np.ndarray) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=20, help="max_epochs of fit_surrogate")
-    ap.add_argument("--model", default="grids", help="passed to fit_surrogate(model=)")
+    ap.add_argument("--epochs", type=int, default=60, help="max_epochs of fit_surrogate")
+    ap.add_argument("--model", default="cis", help="passed to fit_surrogate(model=)")
+    ap.add_argument("--surrogate", help="h5mu to read the fit from (or write it to)")
+    ap.add_argument("--split-seeds", type=int, nargs="+", default=[SPLIT_SEED])
     ap.add_argument("--restarts", type=int, default=1)
     ap.add_argument("--moves", default=None, help="explain(moves=) if given, else its default")
     ap.add_argument("--n-candidates", type=int, default=32)
@@ -72,6 +82,103 @@ def main() -> None:
 
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
+    mdata = _fitted(args)
+    print("held-out per-gene Pearson r:")
+    print(grids.tl.surrogate_fidelity(mdata, device=args.device).round(3).to_string())
+
+    fitted = get_surrogate(mdata, check_genes=False)
+    dev = resolve_device(args.device)
+    x_all = atac_binary(mdata.mod["atac"], None, "atac")
+    peaks = peak_coordinates(mdata.mod["atac"], "atac")
+    gene_pos = {g: i for i, g in enumerate(fitted.genes)}
+    p, sign = PERTURB["close"], DIRECTION["down"]
+
+    genes = args.genes or list(mdata.mod["rna"].var_names)
+    counts = mdata.obs[GROUPBY].astype(str).value_counts()
+    types = args.types or sorted(counts.index[counts >= args.min_cells])
+    print(
+        f"\n{len(genes)} genes x {len(types)} cell types x L in {args.L} x split seeds "
+        f"{args.split_seeds}"
+    )
+
+    rows = []
+    for gi, gene in enumerate(genes):
+        mask = window_mask(peaks, gene_coordinates(mdata.mod["rna"], [gene], "rna"), WINDOW)
+        window_idx = np.flatnonzero(mask)
+        cand = torch.from_numpy(mask)
+        for ti, ctype in enumerate(types):
+            ((_, cells),) = _group_cells(mdata, GROUPBY, ctype, ("rna", "atac"))
+            for split_seed in args.split_seeds:
+                split = split_cells(len(cells), None, split_seed)
+                train_cells, test_cells = cells[split == 0], cells[split == 2]
+                gidx = np.array([gene_pos[gene]])
+                train = EmbeddingSumProblem(fitted.module, x_all[train_cells], gidx, p, sign, dev)
+                test = EmbeddingSumProblem(fitted.module, x_all[test_cells], gidx, p, sign, dev)
+                d0 = train.first_order(torch.empty(0, dtype=torch.long)).cpu()
+                for L in args.L:
+                    if L > len(window_idx):
+                        print(f"skip {gene} / {ctype} / L={L}: only {len(window_idx)} window peaks")
+                        continue
+                    t = time.perf_counter()
+                    rel_grids, steps, sel = _explain(mdata, gene, ctype, L, split_seed, args)
+                    # the baselines' evaluation must reproduce explain's number for its selection
+                    check = test_rel(test, sel)
+                    if not np.isclose(check, rel_grids, rtol=1e-4, atol=1e-6):
+                        raise RuntimeError(f"evaluation mismatch: {check} vs explain's {rel_grids}")
+                    rel_sal = test_rel(test, initial_selection(d0, cand, L).numpy())
+                    rng = np.random.default_rng([args.seed, gi, ti, L, split_seed])
+                    rel_rand = float(
+                        np.mean(
+                            [
+                                test_rel(test, rng.choice(window_idx, L, replace=False))
+                                for _ in range(args.n_random)
+                            ]
+                        )
+                    )
+                    rows.append(
+                        {
+                            "gene": gene,
+                            "cell type": ctype,
+                            "n cells": len(cells),
+                            "L": L,
+                            "split": split_seed,
+                            "grids %": 100 * rel_grids,
+                            "saliency %": 100 * rel_sal,
+                            "random %": 100 * rel_rand,
+                            "wins": bool(rel_grids < rel_sal and rel_grids < rel_rand),
+                            "vs saliency": "tie"
+                            if np.isclose(rel_grids, rel_sal, rtol=0, atol=1e-6)
+                            else ("better" if rel_grids < rel_sal else "worse"),
+                            "steps": steps,
+                            "s": time.perf_counter() - t,
+                        }
+                    )
+                    r = rows[-1]
+                    print(
+                        f"  {gene:<9} {ctype:<16} L={L:<4} split {split_seed}  grids "
+                        f"{r['grids %']:+7.2f}%  saliency {r['saliency %']:+7.2f}%  random "
+                        f"{r['random %']:+7.2f}%  ({r['steps']} steps, {r['s']:.1f} s)",
+                        flush=True,
+                    )
+
+    if not rows:
+        print("nothing to run")
+        return
+    _report(pd.DataFrame(rows))
+    print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")
+
+
+def _fitted(args):
+    """The binarised PBMC tiles with the benchmark's surrogate (read from, or written to,
+    ``args.surrogate``).
+    """
+    import os
+
+    import mudata
+
+    if args.surrogate and os.path.exists(args.surrogate):
+        print(f"surrogate read from {args.surrogate}")
+        return mudata.read_h5mu(args.surrogate)
     mdata = grids.datasets.pbmc10k_tiles()
     grids.pp.binarize(mdata)
     t = time.perf_counter()
@@ -87,119 +194,73 @@ def main() -> None:
     print(
         f"surrogate ({args.model}, max_epochs={args.epochs}) fit in {time.perf_counter() - t:.0f} s"
     )
-    print("held-out per-gene Pearson r:")
-    print(grids.tl.surrogate_fidelity(mdata, device=args.device).round(3).to_string())
+    if args.surrogate:
+        mdata.write(args.surrogate)
+    return mdata
 
-    fitted = get_surrogate(mdata, check_genes=False)
-    dev = resolve_device(args.device)
-    x_all = atac_binary(mdata.mod["atac"], None, "atac")
-    peaks = peak_coordinates(mdata.mod["atac"], "atac")
-    gene_pos = {g: i for i, g in enumerate(fitted.genes)}
-    p, sign = PERTURB["close"], DIRECTION["down"]
 
-    genes = args.genes or list(mdata.mod["rna"].var_names)
-    counts = mdata.obs[GROUPBY].astype(str).value_counts()
-    types = args.types or sorted(counts.index[counts >= args.min_cells])
-    print(f"\n{len(genes)} genes x {len(types)} cell types x L in {args.L}")
+def _explain(mdata, gene, ctype, L, split_seed, args) -> tuple[float, int, np.ndarray]:
+    """GRIDS's held-out Rel Δ, number of steps and selection for one setting."""
+    key = f"bench_{gene}_{ctype}_L{L}_{split_seed}".replace("/", "_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grids.tl.explain(
+            mdata,
+            gene,
+            L=L,
+            groupby=GROUPBY,
+            groups=ctype,
+            window=WINDOW,
+            n_candidates=args.n_candidates,
+            n_steps=args.n_steps,
+            restarts=args.restarts,
+            **({} if args.moves is None else {"moves": args.moves}),
+            split_seed=split_seed,
+            device=args.device,
+            seed=args.seed,
+            key_added=key,
+            progress=False,
+        )
+    rec = mdata.uns["grids"]["explain"].pop(key)
+    return rec["delta"]["rel_test"], len(rec["trace"]) - 1, np.asarray(rec["selected_index"])
 
-    rows = []
-    for gi, gene in enumerate(genes):
-        mask = window_mask(peaks, gene_coordinates(mdata.mod["rna"], [gene], "rna"), WINDOW)
-        window_idx = np.flatnonzero(mask)
-        cand = torch.from_numpy(mask)
-        for ti, ctype in enumerate(types):
-            ((_, cells),) = _group_cells(mdata, GROUPBY, ctype, ("rna", "atac"))
-            split = split_cells(len(cells), None, SPLIT_SEED)
-            train_cells, test_cells = cells[split == 0], cells[split == 2]
-            gidx = np.array([gene_pos[gene]])
-            train = EmbeddingSumProblem(fitted.module, x_all[train_cells], gidx, p, sign, dev)
-            test = EmbeddingSumProblem(fitted.module, x_all[test_cells], gidx, p, sign, dev)
-            d0 = train.first_order(torch.empty(0, dtype=torch.long)).cpu()
-            for L in args.L:
-                if L > len(window_idx):
-                    print(f"skip {gene} / {ctype} / L={L}: only {len(window_idx)} window peaks")
-                    continue
-                t = time.perf_counter()
-                key = f"bench_{gene}_{ctype}_L{L}".replace("/", "_")
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    grids.tl.explain(
-                        mdata,
-                        gene,
-                        L=L,
-                        groupby=GROUPBY,
-                        groups=ctype,
-                        window=WINDOW,
-                        n_candidates=args.n_candidates,
-                        n_steps=args.n_steps,
-                        restarts=args.restarts,
-                        **({} if args.moves is None else {"moves": args.moves}),
-                        split_seed=SPLIT_SEED,
-                        device=args.device,
-                        seed=args.seed,
-                        key_added=key,
-                        progress=False,
-                    )
-                rec = mdata.uns["grids"]["explain"][key]
-                rel_grids = rec["delta"]["rel_test"]
-                # the baselines' evaluation must reproduce explain's number for its own selection
-                check = test_rel(test, np.asarray(rec["selected_index"]))
-                if not np.isclose(check, rel_grids, rtol=1e-4, atol=1e-6):
-                    raise RuntimeError(f"evaluation mismatch: {check} vs explain's {rel_grids}")
-                sal = initial_selection(d0, cand, L).numpy()
-                rel_sal = test_rel(test, sal)
-                rng = np.random.default_rng([args.seed, gi, ti, L])
-                rel_rand = float(
-                    np.mean(
-                        [
-                            test_rel(test, rng.choice(window_idx, L, replace=False))
-                            for _ in range(args.n_random)
-                        ]
-                    )
-                )
-                rows.append(
-                    {
-                        "gene": gene,
-                        "cell type": ctype,
-                        "n cells": len(cells),
-                        "L": L,
-                        "grids %": 100 * rel_grids,
-                        "saliency %": 100 * rel_sal,
-                        "random %": 100 * rel_rand,
-                        "wins": bool(rel_grids < rel_sal and rel_grids < rel_rand),
-                        "vs saliency": "tie"
-                        if np.isclose(rel_grids, rel_sal, rtol=0, atol=1e-6)
-                        else ("better" if rel_grids < rel_sal else "worse"),
-                        "steps": len(rec["trace"]) - 1,
-                        "s": time.perf_counter() - t,
-                    }
-                )
-                r = rows[-1]
-                print(
-                    f"  {gene:<9} {ctype:<16} L={L:<4} grids {r['grids %']:+7.2f}%  "
-                    f"saliency {r['saliency %']:+7.2f}%  random {r['random %']:+7.2f}%  "
-                    f"({r['steps']} steps, {r['s']:.0f} s)",
-                    flush=True,
-                )
 
-    if not rows:
-        print("nothing to run")
-        return
-    df = pd.DataFrame(rows)
-    last = mdata.uns["grids"]["explain"][key]["settings"]
-    print("\nexplain settings: " + ", ".join(f"{k}={v}" for k, v in last.items() if k != "L"))
+def _report(df: pd.DataFrame) -> None:
+    """Per-split table and wins; with several splits, the mean GRIDS - saliency gap per row."""
     cols = ["grids %", "saliency %", "random %"]
     print("\nheld-out test Rel Δ (closing the selected peaks; more negative is better)")
     print(
         df.drop(columns=["steps", "s"]).to_string(index=False, float_format=lambda v: f"{v:+.2f}")
     )
-    print("\nmean per L:")
-    summary = df.groupby("L").agg(
+    print("\nmean per L and split (wins: GRIDS below saliency and random):")
+    vs = pd.crosstab([df["L"], df["split"]], df["vs saliency"])
+    summary = df.groupby(["L", "split"]).agg(
         **{c: (c, "mean") for c in cols}, wins=("wins", "sum"), runs=("wins", "size")
     )
-    print(summary.to_string(float_format=lambda v: f"{v:+.2f}"))
+    print(summary.join(vs).to_string(float_format=lambda v: f"{v:+.2f}"))
     print(f"\nGRIDS beats both baselines in {int(df['wins'].sum())}/{len(df)} settings")
-    print(f"total wall time {time.perf_counter() - t0:.0f} s")
+    n_splits = df["split"].nunique()
+    if n_splits < 2:
+        return
+    gap = df.assign(gap=df["grids %"] - df["saliency %"])
+    per_row = gap.groupby(["L", "gene", "cell type"])["gap"].agg(["mean", "std", "size"])
+    per_row["se"] = per_row["std"] / np.sqrt(per_row["size"])
+    print(f"\nGRIDS - saliency Rel Δ (points), mean over {n_splits} splits per row:")
+    print(per_row[["mean", "se"]].to_string(float_format=lambda v: f"{v:+.2f}"))
+    counts = per_row.groupby("L").apply(
+        lambda t: pd.Series(
+            {
+                "rows": len(t),
+                "GRIDS ahead": int((t["mean"] < 0).sum()),
+                "ahead by > 2 SE": int((t["mean"] < -2 * t["se"]).sum()),
+                "behind by > 2 SE": int((t["mean"] > 2 * t["se"]).sum()),
+                "mean gap": t["mean"].mean(),
+            }
+        )
+    )
+    ints = ["rows", "GRIDS ahead", "ahead by > 2 SE", "behind by > 2 SE"]
+    counts = counts.astype(dict.fromkeys(ints, int))
+    print(counts.to_string(float_format=lambda v: f"{v:+.2f}"))
 
 
 if __name__ == "__main__":
