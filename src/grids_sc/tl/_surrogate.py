@@ -104,7 +104,7 @@ def fit_surrogate(
         gene coordinates in the RNA ``var`` (``grids.pp.annotate_genes``) in the genome
         build of the peaks. ``"cis"`` is the default: on simulated data with known effects
         its predicted knock-out effects have slope 1.0 against the truth (the paper's
-        architecture: 0.24) and its held-out accuracy beats ridge's; on the PBMC tiles the
+        architecture: 0.55) and its held-out accuracy beats ridge's; on the PBMC tiles the
         two architectures are equally accurate (``benchmarks/bench_fidelity.py``).
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
