@@ -105,7 +105,11 @@ def fit_surrogate(
         build of the peaks. ``"cis"`` is the default: on simulated data with known effects
         its predicted knock-out effects have slope 1.0 against the truth (the paper's
         architecture: 0.55) and its held-out accuracy beats ridge's; on the PBMC tiles the
-        two architectures are equally accurate (``benchmarks/bench_fidelity.py``).
+        two architectures are equally accurate (``benchmarks/bench_fidelity.py``). Its cell
+        state is the ATAC autoencoder's latent, fit without the expression; on very sparse
+        genome-wide ATAC (A549 sci-CAR, 299 open peaks of 52,761 per cell) that state says
+        little about expression, and ``"grids"``, whose encoder is also trained to predict
+        expression, is the more accurate (median held-out r 0.053 vs 0.014; ridge 0.038).
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
     chrom_norm
