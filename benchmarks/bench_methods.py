@@ -46,6 +46,7 @@ FAST = {"lime": {"n_samples": 500}, "sage": {"n_permutations": 512}}
 # per pass, so fewer noise samples and path steps
 GENOME_WIDE = {**FAST, "smoothgrad": {"nt_samples": 4}, "integrated_gradients": {"n_steps": 8}}
 COLS = ["avg_delta", "rel_delta"]
+TIE = 1e-4  # percentage points: closer than this counts as a tie
 
 
 def _run_methods(
@@ -132,7 +133,9 @@ def _report(res: pd.DataFrame, index: list[str]) -> None:
         for col, what in (("rel_delta", "Rel Δ: mean over cells of (after - before) / before"),
                           ("rel_of_means", "relative change of the mean")):  # fmt: skip
             table = part.pivot_table(index=index, columns="method", values=col) * 100
-            wins = (table["grids"].to_numpy()[:, None] < table.drop(columns="grids")).mean()
+            # ties (the same selection, equal up to float rounding) are not wins
+            others = table.drop(columns="grids")
+            wins = (table["grids"].to_numpy()[:, None] < others - TIE).mean()
             table.loc[_row("mean", index), :] = table.mean()
             table.loc[_row("median", index), :] = table.iloc[:-1].median()
             print(f"\nheld-out {what} (%) at L={L} (more negative is better)")
