@@ -36,8 +36,9 @@ def test_learns_planted_signal(fitted, sim_small):
     truth = grids.datasets.true_expression(sim_small, cells=idx)
     pred = fitted["rna"].layers["grids_predicted"][idx]
     r = [np.corrcoef(pred[:, g], truth[:, g])[0, 1] for g in range(truth.shape[1])]
-    # measured 0.65 median on this fixture; a constant or shuffled model gives ~0
-    assert np.median(r) > 0.5
+    # measured 0.93 median on this fixture (default cis model); a constant or shuffled
+    # model gives ~0
+    assert np.median(r) > 0.8
 
 
 def test_fidelity_table(fitted):
