@@ -38,3 +38,28 @@ def timeit(fn: Callable[[], object], repeats: int = 5, warmup: int = 3) -> float
 def peak_rss_gb() -> float:
     """Peak resident memory of this process in GB (Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def pbmc_fitted(path: str | None, **fit_kwargs):
+    """The shipped PBMC tiles, binarised, with a surrogate fit by
+    ``fit_surrogate(groupby='celltype', seed=0, **fit_kwargs)``: read from ``path`` when that
+    file exists (so runs and parts of a long run share one fit), else fitted and written to it.
+    """
+    import os
+
+    import mudata
+
+    import grids_sc as grids
+
+    if path and os.path.exists(path):
+        print(f"surrogate read from {path}")
+        return mudata.read_h5mu(path)
+    m = grids.datasets.pbmc10k_tiles()
+    grids.pp.binarize(m)
+    settings = {"groupby": "celltype", "seed": 0, "progress": False, **fit_kwargs}
+    t = time.perf_counter()
+    grids.tl.fit_surrogate(m, **settings)
+    print(f"surrogate ({settings}) fit in {time.perf_counter() - t:.0f} s")
+    if path:
+        m.write(path)
+    return m

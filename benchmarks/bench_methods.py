@@ -37,6 +37,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from _common import pbmc_fitted
 
 import grids_sc as grids
 from grids_sc.attribution import METHODS
@@ -74,7 +75,7 @@ def _run_methods(
 
 
 def pbmc(args) -> None:
-    m = _pbmc_fitted(args.surrogate)
+    m = pbmc_fitted(args.surrogate)
     pchic = grids.datasets.pchic_support()
     counts = m.obs["celltype"].astype(str).value_counts()
     types = args.types or sorted(counts.index[counts >= args.min_cells])
@@ -105,27 +106,6 @@ def pbmc(args) -> None:
                 values=["pchic_enrichment", "pchic_pvalue"],
             ).to_string(float_format=lambda v: f"{v:.3g}")
         )
-
-
-def _pbmc_fitted(path: str | None):
-    """The shipped PBMC tiles with the benchmark's surrogate, read from ``path`` when it
-    exists (so parts of a long run share one fit), else fitted (and written to ``path``).
-    """
-    import os
-
-    import mudata
-
-    if path and os.path.exists(path):
-        print(f"surrogate read from {path}")
-        return mudata.read_h5mu(path)
-    m = grids.datasets.pbmc10k_tiles()
-    grids.pp.binarize(m)
-    t = time.perf_counter()
-    grids.tl.fit_surrogate(m, groupby="celltype", seed=0, progress=False)
-    print(f"surrogate (cis) fit in {time.perf_counter() - t:.0f} s")
-    if path:
-        m.write(path)
-    return m
 
 
 def _report(res: pd.DataFrame, index: list[str]) -> None:

@@ -40,6 +40,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from _common import pbmc_fitted
 
 import grids_sc as grids
 from grids_sc._device import resolve_device
@@ -82,7 +83,9 @@ def main() -> None:
 
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
-    mdata = _fitted(args)
+    mdata = pbmc_fitted(
+        args.surrogate, model=args.model, max_epochs=args.epochs, seed=args.seed, device=args.device
+    )
     print("held-out per-gene Pearson r:")
     print(grids.tl.surrogate_fidelity(mdata, device=args.device).round(3).to_string())
 
@@ -120,7 +123,8 @@ def main() -> None:
                         print(f"skip {gene} / {ctype} / L={L}: only {len(window_idx)} window peaks")
                         continue
                     t = time.perf_counter()
-                    rel_grids, steps, sel = _explain(mdata, gene, ctype, L, split_seed, args)
+                    rec = _explain(mdata, gene, ctype, L, split_seed, args)
+                    rel_grids, sel = rec["delta"]["rel_test"], np.asarray(rec["selected_index"])
                     # the baselines' evaluation must reproduce explain's number for its selection
                     check = test_rel(test, sel)
                     if not np.isclose(check, rel_grids, rtol=1e-4, atol=1e-6):
@@ -149,7 +153,7 @@ def main() -> None:
                             "vs saliency": "tie"
                             if np.isclose(rel_grids, rel_sal, rtol=0, atol=1e-6)
                             else ("better" if rel_grids < rel_sal else "worse"),
-                            "steps": steps,
+                            "steps": len(rec["trace"]) - 1,
                             "s": time.perf_counter() - t,
                         }
                     )
@@ -164,43 +168,14 @@ def main() -> None:
     if not rows:
         print("nothing to run")
         return
+    settings = rec["settings"]
+    print("\nexplain settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "L"))
     _report(pd.DataFrame(rows))
     print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")
 
 
-def _fitted(args):
-    """The binarised PBMC tiles with the benchmark's surrogate (read from, or written to,
-    ``args.surrogate``).
-    """
-    import os
-
-    import mudata
-
-    if args.surrogate and os.path.exists(args.surrogate):
-        print(f"surrogate read from {args.surrogate}")
-        return mudata.read_h5mu(args.surrogate)
-    mdata = grids.datasets.pbmc10k_tiles()
-    grids.pp.binarize(mdata)
-    t = time.perf_counter()
-    grids.tl.fit_surrogate(
-        mdata,
-        groupby=GROUPBY,
-        model=args.model,
-        max_epochs=args.epochs,
-        seed=args.seed,
-        device=args.device,
-        progress=False,
-    )
-    print(
-        f"surrogate ({args.model}, max_epochs={args.epochs}) fit in {time.perf_counter() - t:.0f} s"
-    )
-    if args.surrogate:
-        mdata.write(args.surrogate)
-    return mdata
-
-
-def _explain(mdata, gene, ctype, L, split_seed, args) -> tuple[float, int, np.ndarray]:
-    """GRIDS's held-out Rel Δ, number of steps and selection for one setting."""
+def _explain(mdata, gene, ctype, L, split_seed, args) -> dict:
+    """explain's record for one setting (taken out of ``mdata`` again)."""
     key = f"bench_{gene}_{ctype}_L{L}_{split_seed}".replace("/", "_")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -221,8 +196,7 @@ def _explain(mdata, gene, ctype, L, split_seed, args) -> tuple[float, int, np.nd
             key_added=key,
             progress=False,
         )
-    rec = mdata.uns["grids"]["explain"].pop(key)
-    return rec["delta"]["rel_test"], len(rec["trace"]) - 1, np.asarray(rec["selected_index"])
+    return mdata.uns["grids"]["explain"].pop(key)
 
 
 def _report(df: pd.DataFrame) -> None:

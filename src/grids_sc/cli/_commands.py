@@ -148,8 +148,9 @@ grids explain / attribute read back with --key.
 def add_fit(sub, common) -> None:
     """``grids fit``."""
     from .. import tl
+    from ..model import CHROM_NORMS
     from ..tl._inputs import RNA_TRANSFORMS
-    from ..tl._surrogate import CHROM_NORMS, MODELS
+    from ..tl._surrogate import MODELS
 
     p = sub.add_parser(
         "fit",

@@ -25,6 +25,13 @@ from ._batch import AtacBatch
 CHROM_NORMS = ("center", "layer")  # how a chromosome's pooled sum is normalised
 
 
+def check_chrom_norm(norm: str) -> str:
+    """``norm`` if it is one of :data:`CHROM_NORMS`, else a ``ValueError`` naming them."""
+    if norm not in CHROM_NORMS:
+        raise ValueError(f"chrom_norm must be one of {list(CHROM_NORMS)}, got {norm!r}")
+    return norm
+
+
 def normalise_pooled(h: torch.Tensor, norm: str) -> torch.Tensor:
     """Normalise pooled sums ``[..., emb_dim]`` over the embedding dimension.
 
@@ -32,11 +39,9 @@ def normalise_pooled(h: torch.Tensor, norm: str) -> torch.Tensor:
     of a chromosome are open both reach the next layer; ``"layer"`` (layer normalisation, as
     in the paper) also divides by the standard deviation, which discards the scale of the sum.
     """
-    if norm == "center":
-        return h - h.mean(-1, keepdim=True)
-    if norm == "layer":
+    if check_chrom_norm(norm) == "layer":
         return F.layer_norm(h, (h.shape[-1],))
-    raise ValueError(f"chrom_norm must be one of {list(CHROM_NORMS)}, got {norm!r}")
+    return h - h.mean(-1, keepdim=True)
 
 
 class _BagSum(torch.autograd.Function):
@@ -97,9 +102,7 @@ class SparseAtacEncoder(nn.Module):
         norm: str = "center",
     ) -> None:
         super().__init__()
-        if norm not in CHROM_NORMS:
-            raise ValueError(f"chrom_norm must be one of {list(CHROM_NORMS)}, got {norm!r}")
-        self.norm = norm
+        self.norm = check_chrom_norm(norm)
         n_peaks = int(peak_chrom.numel())
         self.n_peaks, self.n_chrom, self.emb_dim = n_peaks, n_chrom, emb_dim
         self.register_buffer("peak_chrom", peak_chrom.to(torch.long).clone())
