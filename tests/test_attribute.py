@@ -26,7 +26,16 @@ def _planted(m, gene):
 
 @pytest.mark.parametrize(
     "method",
-    ["saliency", "smoothgrad", "integrated_gradients", "lime", "sage", "fimap", "correlation"],
+    [
+        "saliency",
+        "first_order",
+        "smoothgrad",
+        "integrated_gradients",
+        "lime",
+        "sage",
+        "fimap",
+        "correlation",
+    ],
 )
 def test_methods_find_planted_cres_better_than_random(fitted, method):
     planted = _planted(fitted, GENE)
@@ -49,6 +58,44 @@ def test_methods_find_planted_cres_better_than_random(fitted, method):
     assert var[f"{key}_score"].notna().sum() == rec["n_candidates_in_window"]
     # the same per-selection record as explain: held-out effects and per-peak effects
     assert rec["delta"]["rel_test"] < 0 and len(rec["per_peak"]["alone"]) == L
+
+
+@pytest.mark.parametrize("p, sign", [(0.0, 1.0), (1.0, -1.0)])
+def test_gradient_scores_match_captum_on_the_dense_window(fitted, p, sign):
+    """saliency is Captum's Saliency of the group objective (summed over cells) and
+    first_order is gradient times change (Captum's InputXGradient when closing), computed
+    sparsely; both agree with the dense window function.
+    """
+    from captum.attr import InputXGradient, Saliency
+
+    from grids_sc.attribution import WindowObjective, first_order_scores, saliency_scores
+    from grids_sc.search import EmbeddingSumProblem
+    from grids_sc.tl._inputs import atac_binary
+    from grids_sc.tl._surrogate import get_surrogate
+
+    surrogate = get_surrogate(fitted, check_genes=False)
+    x = atac_binary(fitted["atac"], None, "atac")[:200]
+    gene = np.array([list(surrogate.genes).index(GENE)])
+    prob = EmbeddingSumProblem(surrogate.module, x, gene, p, sign)
+    feats = np.arange(0, prob.n_features, 7)
+    fwd = WindowObjective(prob, feats)
+    u, cells = fwd.x.clone(), fwd.all_cells()
+    grad = Saliency(fwd).attribute(u, abs=False, additional_forward_args=(cells,))
+    orient = -sign * (2 * p - 1) / prob.n_cells  # towards p, in the wanted direction
+    np.testing.assert_allclose(
+        saliency_scores(prob, feats), orient * grad.sum(0).numpy(), rtol=1e-4, atol=1e-7
+    )
+    change = (p - u.detach()) * grad
+    np.testing.assert_allclose(
+        first_order_scores(prob, feats), -sign * change.sum(0).numpy() / prob.n_cells,
+        rtol=1e-4, atol=1e-7,
+    )  # fmt: skip
+    if p == 0.0:
+        ixg = InputXGradient(fwd).attribute(u, additional_forward_args=(cells,))
+        np.testing.assert_allclose(
+            first_order_scores(prob, feats), sign * ixg.detach().sum(0).numpy() / prob.n_cells,
+            rtol=1e-4, atol=1e-7,
+        )  # fmt: skip
 
 
 def test_attribute_is_seeded_and_validates(fitted):

@@ -18,6 +18,7 @@ from ._window import WindowObjective
 METHODS = (
     "random",
     "saliency",
+    "first_order",
     "smoothgrad",
     "integrated_gradients",
     "lime",
@@ -33,8 +34,27 @@ def random_scores(problem: EmbeddingSumProblem, features: np.ndarray, *, seed: i
 
 
 def saliency_scores(problem: EmbeddingSumProblem, features: np.ndarray, **_):
-    """``-d_j``: the first-order gain of perturbing each peak alone (the single-peak gradient
-    ranking of the GRIDS paper; sparse, so it also serves genome-wide candidate sets).
+    """Vanilla saliency: the gradient of the group objective with respect to each peak's
+    accessibility, summed over the cells, signed so that high means moving the peak towards
+    the perturbed value moves the objective the wanted way (``(1 - 2p) g_j``).
+
+    This is Captum's ``Saliency`` (with ``abs=False``: the sign says which way a peak acts)
+    of the objective at the observed states, as the paper's saliency baseline. It does not
+    ask whether a peak is open in a cell, so it ranks by sensitivity, not by effect;
+    :func:`first_order_scores` weighs each cell's gradient by the change the perturbation
+    makes there. Sparse: O(nnz), genome-wide candidate sets included.
+    """
+    g = problem.input_gradient()
+    scores = (1.0 - 2.0 * problem.p) * g[torch.as_tensor(features, device=g.device)]
+    return scores.detach().cpu().numpy()
+
+
+def first_order_scores(problem: EmbeddingSumProblem, features: np.ndarray, **_):
+    """``-d_j``: the first-order change of perturbing each peak alone, ``sum_c (p - x_cj)
+    dObjective/dx_cj`` (gradient times the change, as Captum's ``InputXGradient`` for closing).
+
+    The top ``L`` of these is where GRIDS's search starts (``explain(init="first_order")``),
+    so it is the baseline that shows what the search adds. Sparse: O(nnz).
     """
     d = problem.first_order(torch.empty(0, dtype=torch.long, device=problem.device))
     return -d[torch.as_tensor(features, device=d.device)].detach().cpu().numpy()
@@ -268,6 +288,7 @@ def fimap_scores(
 SCORERS = {
     "random": random_scores,
     "saliency": saliency_scores,
+    "first_order": first_order_scores,
     "smoothgrad": smoothgrad_scores,
     "integrated_gradients": integrated_gradients_scores,
     "lime": lime_scores,

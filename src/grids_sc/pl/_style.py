@@ -9,6 +9,7 @@ from matplotlib import colormaps
 METHOD_COLORS = {
     "grids": "#D55E00",
     "saliency": "#0072B2",
+    "first_order": "#44AA99",
     "smoothgrad": "#56B4E9",
     "integrated_gradients": "#009E73",
     "lime": "#E69F00",
@@ -26,6 +27,7 @@ METHOD_COLORS = {
 METHOD_LABELS = {
     "grids": "GRIDS",
     "saliency": "Saliency",
+    "first_order": "First order",
     "smoothgrad": "SmoothGrad",
     "integrated_gradients": "Integrated gradients",
     "lime": "LIME",

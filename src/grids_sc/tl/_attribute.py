@@ -64,10 +64,14 @@ def attribute(
     gene
         As in :func:`~grids_sc.tl.explain`: a gene, a list (one run each) or ``{name: genes}``.
     method
-        ``"random"`` (seeded), ``"saliency"`` (first-order gain of perturbing each peak alone:
-        the gradient ranking of the GRIDS paper), ``"smoothgrad"``, ``"integrated_gradients"``
-        and ``"lime"`` (Captum), ``"sage"`` (the ``sage-importance`` package), ``"fimap"`` (a
-        learned perturbation-mask generator), or ``"correlation"``: the peak–gene Pearson
+        ``"random"`` (seeded), ``"saliency"`` (the gradient of the objective with respect
+        to each peak's accessibility, summed over the cells: Captum's ``Saliency``, the
+        paper's baseline), ``"first_order"`` (the first-order change of perturbing each peak
+        alone, gradient times change: the ranking GRIDS's search starts from),
+        ``"smoothgrad"`` (Captum's ``NoiseTunnel`` gradients times each peak's change: a
+        smoothed ``first_order``), ``"integrated_gradients"`` and ``"lime"`` (Captum),
+        ``"sage"`` (the ``sage-importance`` package), ``"fimap"`` (a learned
+        perturbation-mask generator), or ``"correlation"``: the peak–gene Pearson
         correlation over the group's search cells as a z-score against
         accessibility-matched background peaks on other chromosomes (as Signac's
         ``LinkPeaks``; with one chromosome, peaks outside the window; with neither a window
@@ -82,8 +86,8 @@ def attribute(
         executor, each (gene, group) is one task.
     max_features
         ``lime``, ``sage`` and ``fimap`` cost grows with the candidates: above this many, they
-        rank only the top ``max_features`` candidates by saliency (the others score NaN);
-        the number used is stored in the settings.
+        rank only the top ``max_features`` candidates by ``first_order`` (the others score
+        NaN); the number used is stored in the settings.
     **method_kwargs
         Passed to the method (e.g. ``n_samples`` for LIME, ``nt_samples`` for SmoothGrad,
         ``n_steps`` for integrated gradients, ``epochs``/``sparsity`` for FIMAP,
@@ -137,8 +141,8 @@ def attribute_task(
     feats = np.flatnonzero(mask)
     task_settings = dict(settings)
     if method in EXPENSIVE and len(feats) > max_features:
-        sal = SCORERS["saliency"](probs["train"], feats)
-        feats = np.sort(feats[np.argsort(-sal, kind="stable")[:max_features]])
+        first = SCORERS["first_order"](probs["train"], feats)
+        feats = np.sort(feats[np.argsort(-first, kind="stable")[:max_features]])
     task_settings["n_ranked"] = int(len(feats))
     if method == "correlation":
         scores = _correlation(rows, task, local["train"], feats, settings, method_kwargs)
