@@ -29,10 +29,10 @@ explain's Rel Δ (mean over cells of (after - before) / before). More negative i
 order set is counted apart (better / tie / worse). ``--genes``/``--types`` limit the run.
 
 With several ``--split-seeds`` each split draws other search and test cells, and the script
-also prints, per (gene, cell type, L), the mean over splits of GRIDS's Rel Δ minus
-the first-order set's with its standard error, and how many rows GRIDS leads on that mean and by more
-than two standard errors (and trails by more than two): one split's 20% test cells (20 to
-a few hundred per type) decide close rows by chance.
+also prints, per (gene, cell type, L), the mean over splits of GRIDS's Rel Δ minus the
+first-order set's with its standard error, and how many rows GRIDS leads on that mean and by
+more than two standard errors (and trails by more than two): one split's 20% test cells (20
+to a few hundred per type) decide close rows by chance.
 """
 
 from __future__ import annotations
