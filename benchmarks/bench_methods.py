@@ -22,7 +22,8 @@
   left out of this part (``--methods`` without ``sage``).
 - ``mnist``: 5,000 digits from ``../shared/data``; a logistic classifier of 8 vs 3 on binarised
   pixels; L=64 pixels to blank that flip held-out 8s to 3s: GRIDS (the same
-  ``GridsOptimizer`` over :class:`grids_sc.search.DenseModelProblem`) vs saliency vs SAGE.
+  ``GridsOptimizer`` over :class:`grids_sc.search.DenseModelProblem`) vs saliency (the mean
+  input gradient), the first-order ranking and SAGE.
 
 Everything is seeded. Expensive methods (``lime``, ``sage``, ``fimap``) can be left out with
 ``--methods`` to split a long run into parts.
@@ -238,14 +239,19 @@ def mnist(args) -> None:
     # loss = 8-logit squared: the pixels whose presence raises it most (most negative SAGE)
     sage_rank = np.argsort(np.asarray(expl.values))
     d0 = prob.first_order(torch.empty(0, dtype=torch.long))
+    # vanilla saliency: the mean gradient of the 8-logit over the training 8s (blanking a
+    # pixel with a large positive gradient lowers the logit most, to first order)
+    inputs = xt[eights_tr].clone().requires_grad_(True)
+    logit(inputs).sum().backward()
+    saliency_rank = torch.argsort(-inputs.grad.mean(0)).numpy()
     base = test.value(torch.empty(0, dtype=torch.long))
     print(f"held-out 8s ({len(eights_te)}), mean 8-logit {base:+.2f}: flip rate to 3 (logit after)")
     for L in args.mnist_L:
         t = time.perf_counter()
         res = run_search(prob, L, n_candidates=32, n_steps=500)
         t_g = time.perf_counter() - t
-        sels = {"grids": res.selection, "saliency": torch.argsort(d0)[:L].numpy(),
-                "sage": sage_rank[:L]}  # fmt: skip
+        sels = {"grids": res.selection, "saliency": saliency_rank[:L],
+                "first_order": torch.argsort(d0)[:L].numpy(), "sage": sage_rank[:L]}  # fmt: skip
         line = "  ".join(
             f"{k} {flip_rate(v):.3f} ({test.value(torch.as_tensor(v)):+.2f})"
             for k, v in sels.items()

@@ -108,6 +108,6 @@ def test_explain_reaches_true_optimum_on_redundant_regime(redundant):
         fracs.append(_true_rel(m, g, m.uns["grids"]["explain"]["e"]["selected"], base) / best)
         grids.tl.explain(m, g, L=8, n_steps=0, key_added="s", progress=False)
         sal.append(_true_rel(m, g, m.uns["grids"]["explain"]["s"]["selected"], base) / best)
-    # measured: explain (defaults: cis surrogate, pair moves) 0.96; saliency 0.67
+    # measured: explain (defaults: cis surrogate, pair moves) 0.96; the first-order start 0.67
     assert np.mean(fracs) > 0.93
     assert np.mean(sal) < 0.8

@@ -100,7 +100,7 @@ def test_pair_moves_reach_the_optimum_single_swaps_do_not(seed):
         return (1.0 - prob.value(torch.as_tensor(selection))) / gain
 
     d0 = prob.first_order(torch.empty(0, dtype=torch.long))
-    ranking = frac(torch.argsort(d0)[:L])  # saliency: best single-feature effects
+    ranking = frac(torch.argsort(d0)[:L])  # first order: best single-feature effects
     single = frac(run_search(prob, L, n_steps=50, moves="single").selection)
     pair = frac(run_search(prob, L, n_steps=50, moves="pair").selection)
     # measured (seeds 0-4): ranking and single swaps 0.80-0.83 (stuck on the decoys), pairs 1.0

@@ -38,11 +38,11 @@ def saliency_scores(problem: EmbeddingSumProblem, features: np.ndarray, **_):
     accessibility, summed over the cells, signed so that high means moving the peak towards
     the perturbed value moves the objective the wanted way (``(1 - 2p) g_j``).
 
-    This is Captum's ``Saliency`` (with ``abs=False``: the sign says which way a peak acts)
-    of the objective at the observed states, as the paper's saliency baseline. It does not
-    ask whether a peak is open in a cell, so it ranks by sensitivity, not by effect;
-    :func:`first_order_scores` weighs each cell's gradient by the change the perturbation
-    makes there. Sparse: O(nnz), genome-wide candidate sets included.
+    This is the saliency map of Simonyan et al. as Captum's ``Saliency`` computes it (with
+    ``abs=False``: the sign says which way a peak acts), of the objective at the observed
+    states. It does not ask whether a peak is open in a cell, so it ranks by sensitivity,
+    not by effect; :func:`first_order_scores` weighs each cell's gradient by the change the
+    perturbation makes there. Sparse: O(nnz), genome-wide candidate sets included.
     """
     g = problem.input_gradient()
     scores = (1.0 - 2.0 * problem.p) * g[torch.as_tensor(features, device=g.device)]
@@ -50,8 +50,9 @@ def saliency_scores(problem: EmbeddingSumProblem, features: np.ndarray, **_):
 
 
 def first_order_scores(problem: EmbeddingSumProblem, features: np.ndarray, **_):
-    """``-d_j``: the first-order change of perturbing each peak alone, ``sum_c (p - x_cj)
-    dObjective/dx_cj`` (gradient times the change, as Captum's ``InputXGradient`` for closing).
+    """``-d_j``, where ``d_j = sum_c (p - x_cj) dObjective/dx_cj`` is the first-order change of
+    the objective from perturbing peak ``j`` alone (gradient times the change; for closing,
+    Captum's ``InputXGradient``).
 
     The top ``L`` of these is where GRIDS's search starts (``explain(init="first_order")``),
     so it is the baseline that shows what the search adds. Sparse: O(nnz).

@@ -229,7 +229,7 @@ def greedy_selection(
     whose exact effect, given the features already chosen, is best among the
     ``n_candidates`` best by first-order score at the current selection.
 
-    Unlike the top-``size`` first-order ranking (saliency), every addition is evaluated
+    Unlike the top-``size`` first-order ranking, every addition is evaluated
     exactly and conditioned on the earlier ones, so saturating or redundant features are not
     picked twice over; it costs ``size`` first-order passes and ``size * n_candidates``
     exact evaluations.

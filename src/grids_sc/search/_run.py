@@ -66,8 +66,9 @@ def run_search(
 
     Restart 0 starts from ``init``: ``"greedy"`` (:func:`greedy_selection`: features added one
     at a time by their exact effect given the earlier ones) or ``"first_order"`` (the top
-    ``size`` first-order features, i.e. the saliency ranking, as in the paper); each further
-    restart from a random ``size`` of the top ``4 * size`` first-order features (seeded).
+    ``size`` first-order features, as in the paper: ``attribute(method="first_order")``);
+    each further restart from a random ``size`` of the top ``4 * size`` first-order features
+    (seeded).
     The best restart is chosen on ``validation`` when given (held-out cells), else on the
     search objective. ``moves`` and ``pair_pool`` are passed to
     :class:`~grids_sc.search.GridsOptimizer`.

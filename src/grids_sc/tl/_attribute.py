@@ -65,8 +65,8 @@ def attribute(
         As in :func:`~grids_sc.tl.explain`: a gene, a list (one run each) or ``{name: genes}``.
     method
         ``"random"`` (seeded), ``"saliency"`` (the gradient of the objective with respect
-        to each peak's accessibility, summed over the cells: Captum's ``Saliency``, the
-        paper's baseline), ``"first_order"`` (the first-order change of perturbing each peak
+        to each peak's accessibility, summed over the cells: the saliency map as Captum's
+        ``Saliency`` computes it), ``"first_order"`` (the first-order change of perturbing each peak
         alone, gradient times change: the ranking GRIDS's search starts from),
         ``"smoothgrad"`` (Captum's ``NoiseTunnel`` gradients times each peak's change: a
         smoothed ``first_order``), ``"integrated_gradients"`` and ``"lime"`` (Captum),

@@ -175,7 +175,7 @@ def explain(
         Where the search starts: ``"greedy"`` builds the start one peak at a time, each
         addition evaluated exactly given the peaks already chosen
         (:func:`grids_sc.search.greedy_selection`); ``"first_order"`` starts from the top
-        ``L`` first-order scores (the saliency ranking), as in the paper.
+        ``L`` first-order scores (``attribute(method="first_order")``), as in the paper.
     split_seed
         Seed of the search/validation/test split of each group (2023 as in the paper).
     device
