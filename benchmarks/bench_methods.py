@@ -12,7 +12,8 @@
   Prints the per-(gene, cell type) Rel Δ table, the mean row per L, and the PCHi-C table.
 - ``sim``: ``synthetic_multiome`` with single, OR, AND and decoy units (3,000 cells, 1,500
   peaks, 12 genes, seed 1); L = the gene's planted peaks; precision and recall of the planted
-  CREs by logic and the true relative effect (simulator truth) per method.
+  CREs by logic, the share of planted units switched off (an OR pair needs both peaks closed,
+  an AND pair either) and the true relative effect (simulator truth) per method.
 - ``a549``: sci-CAR A549 (``../shared/data``), genome-wide peaks, the paper's architecture
   (``model='grids'``), L=10 over all peaks, for a
   panel of dexamethasone-responsive genes, the 5 genes the surrogate predicts best, and the
@@ -153,7 +154,7 @@ def sim(args) -> None:
               flush=True)  # fmt: skip
     res = pd.concat(rows, ignore_index=True)
     cols = ["precision", "recall", "recall_single", "recall_or", "recall_and", "recall_decoy",
-            "true_rel_delta", "rel_delta", "seconds"]  # fmt: skip
+            "units", "units_or", "units_and", "true_rel_delta", "rel_delta", "seconds"]  # fmt: skip
     print("\nsimulator (mean over 12 genes; L = planted peaks; decoys count as planted)")
     print(res.groupby("method")[cols].mean().to_string(float_format=lambda v: f"{v:.3f}"))
 

@@ -135,6 +135,9 @@ def test_evaluate_table(fitted):
     assert df.loc["grids", "true_rel_delta"] < df.loc["random", "true_rel_delta"] < 0.01
     assert df.loc["grids", "shr"] and 0 <= df.loc["grids", "hr_fraction"] <= 1
     assert 0.5 < df.loc["grids", "rel_cells"] <= 1
+    # a single unit is switched exactly when its peak is selected
+    assert 0 <= df.loc["grids", "units"] <= 1
+    assert df.loc["grids", "units_single"] == df.loc["grids", "recall_single"]
     assert "evaluation" in fitted.uns["grids"]
     with pytest.raises(KeyError, match="not in"):
         grids.tl.evaluate(fitted, "missing")

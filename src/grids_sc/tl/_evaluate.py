@@ -57,8 +57,10 @@ def evaluate(
         with ``pchic``: ``pchic_selected`` (significant among the selected tested tiles),
         ``pchic_tested``, ``pchic_window`` and ``pchic_window_tested``, ``pchic_enrichment`` and
         ``pchic_pvalue``; on simulated data: ``precision`` and ``recall`` of the planted CREs,
-        ``recall_{single,or,and,decoy}``, and ``true_rel_delta``, the true relative change of mean
-        expression on the test cells under the simulator.
+        ``recall_{single,or,and,decoy}``, ``units`` and ``units_{single,or,and,decoy}``: the
+        share of planted units the selection switches (closing an OR pair takes both of its
+        peaks, an AND pair either; opening, the reverse), and ``true_rel_delta``, the true
+        relative change of mean expression on the test cells under the simulator.
     """
     store = mdata.uns.get("grids", {}).get("explain", {})
     if keys is None:
@@ -177,6 +179,18 @@ def _planted(mdata, record, genes, selected, rna, atac) -> dict:
     for lg in LOGICS:
         p = peaks_of[lg] - {""}
         out[f"recall_{lg}"] = len(sel & p) / len(p) if p else np.nan
+    # units switched: closing an OR pair needs both peaks, an AND pair either (opening: the
+    # reverse); a single or decoy unit needs its peak
+    close = record["settings"]["perturb"] == "close"
+    switched = {}
+    for a, b, lg in zip(pa[mine], pb[mine], logic[mine]):
+        hit = [q in sel for q in (a, b) if q]
+        needs_all = (lg == "or") == close
+        switched.setdefault(lg, []).append(all(hit) if needs_all else any(hit))
+    every = [v for vals in switched.values() for v in vals]
+    out["units"] = float(np.mean(every)) if every else np.nan
+    for lg in LOGICS:
+        out[f"units_{lg}"] = float(np.mean(switched[lg])) if lg in switched else np.nan
     per_cell = record["per_cell"]
     test = np.asarray(per_cell["cell"])[np.asarray(per_cell["split"]).astype(str) == "test"]
     out["true_rel_delta"] = np.nan
