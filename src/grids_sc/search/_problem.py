@@ -279,7 +279,7 @@ class EmbeddingSumProblem(SubsetProblem):
 
         The gradient of the objective with respect to each peak's accessibility (as a real
         number), summed over the cells: the vanilla saliency (Simonyan et al.; Captum's
-        ``Saliency``, unsigned by ``abs=False``) of the group objective, in O(nnz) like
+        ``Saliency`` with ``abs=False``) of the group objective, in O(nnz) like
         :meth:`first_order`. Unlike ``d_j`` it ignores whether a peak can move in a cell
         (``d_j = sum_c (p - x_cj) dObjective/dx_cj``).
         """

@@ -66,8 +66,8 @@ def attribute(
     method
         ``"random"`` (seeded), ``"saliency"`` (the gradient of the objective with respect
         to each peak's accessibility, summed over the cells: the saliency map as Captum's
-        ``Saliency`` computes it), ``"first_order"`` (the first-order change of perturbing each peak
-        alone, gradient times change: the ranking GRIDS's search starts from),
+        ``Saliency`` computes it), ``"first_order"`` (the first-order change of perturbing
+        each peak alone, gradient times change: the ranking GRIDS's search starts from),
         ``"smoothgrad"`` (Captum's ``NoiseTunnel`` gradients times each peak's change: a
         smoothed ``first_order``), ``"integrated_gradients"`` and ``"lime"`` (Captum),
         ``"sage"`` (the ``sage-importance`` package), ``"fimap"`` (a learned
