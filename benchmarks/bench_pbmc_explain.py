@@ -17,7 +17,7 @@ Rel Δ is read from the result. The baselines use the same cells, reproducing ex
 
 - saliency: the top-L window peaks by the gradient of the objective with respect to each
   peak's accessibility on the search (train) cells (``attribute(method="saliency")``,
-  Captum's ``Saliency``: the paper's baseline);
+  the saliency map as Captum's ``Saliency`` computes it);
 - first order: the top-L window peaks by the first-order change ``d_j`` of closing each peak
   alone (gradient times change, ``attribute(method="first_order")``): the start of GRIDS's
   search, so the baseline that shows what the search itself adds;

@@ -48,7 +48,7 @@ def test_methods_find_planted_cres_better_than_random(fitted, method):
     assert rec["delta"]["rel_test"] < 0 and len(rec["per_peak"]["alone"]) == L
 
 
-@pytest.mark.parametrize("p, sign", [(0.0, 1.0), (1.0, -1.0)])
+@pytest.mark.parametrize("p, sign", [(0.0, 1.0), (0.0, -1.0), (1.0, 1.0), (1.0, -1.0)])
 def test_gradient_scores_match_captum_on_the_dense_window(fitted, p, sign):
     """saliency is Captum's Saliency of the group objective (summed over cells) and
     first_order is gradient times change (Captum's InputXGradient when closing), computed

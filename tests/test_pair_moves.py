@@ -150,8 +150,8 @@ def test_dense_model_problem_is_exact_and_serves_the_optimizer():
     base = lprob.value(torch.empty(0, dtype=torch.long))
     assert float(d[4]) == pytest.approx(lprob.value(torch.tensor([4])) - base, abs=1e-5)
     res = run_search(prob, 4, n_steps=30, moves="pair")
-    sal = torch.argsort(prob.first_order(torch.empty(0, dtype=torch.long)))[:4]
-    assert res.value <= prob.value(sal) + 1e-6
+    first = torch.argsort(prob.first_order(torch.empty(0, dtype=torch.long)))[:4]
+    assert res.value <= prob.value(first) + 1e-6
     added = prob.add_values(sel, torch.tensor([0, 29]))
     for j, v in zip((0, 29), added):
         assert float(v) == pytest.approx(prob.value(torch.cat([sel, torch.tensor([j])])), abs=1e-5)
