@@ -155,6 +155,9 @@ def test_dense_model_problem_is_exact_and_serves_the_optimizer():
     added = prob.add_values(sel, torch.tensor([0, 29]))
     for j, v in zip((0, 29), added):
         assert float(v) == pytest.approx(prob.value(torch.cat([sel, torch.tensor([j])])), abs=1e-5)
+    # a pair move padded with -1 is the single swap of its first slot
+    padded = prob.move_values(sel, torch.tensor([[0, 1]]), torch.tensor([[11, -1]]))
+    assert float(padded[0]) == pytest.approx(prob.value(torch.tensor([11, 5, 9])), abs=1e-5)
     greedy = run_search(prob, 4, n_steps=30, init="greedy")
     assert len(set(greedy.selection.tolist())) == 4
     assert greedy.value <= greedy.traces[0][0] + 1e-9

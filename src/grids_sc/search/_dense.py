@@ -67,32 +67,30 @@ class DenseModelProblem(SubsetProblem):
 
     @torch.no_grad()
     def add_values(self, selection, incoming) -> torch.Tensor:
-        """Exact mean score with each incoming feature added, ``chunk`` per forward pass."""
-        base = self._perturbed(selection)
-        n = self.x.shape[0]
-        vals = []
-        for s in range(0, len(incoming), self.chunk):
-            ins = incoming[s : s + self.chunk].long()
-            batch = base.unsqueeze(0).repeat(len(ins), 1, 1)  # [m, n, d]
-            batch[torch.arange(len(ins)), :, ins] = self.p
-            vals.append(self.score(batch.reshape(-1, self.n_features)).reshape(-1, n).mean(1))
-        return torch.cat(vals) if vals else torch.zeros(0)
+        """Exact mean score with each incoming feature added (a move that restores nothing)."""
+        none = torch.zeros(len(incoming), 0, dtype=torch.long)
+        return self.move_values(selection, none, incoming.reshape(-1, 1))
 
     @torch.no_grad()
     def move_values(self, selection, out_pos, incoming) -> torch.Tensor:
-        """Exact mean score of each move, ``chunk`` moves per batched forward pass."""
+        """Exact mean score of each move, ``chunk`` moves per batched forward pass.
+
+        ``incoming`` may have more columns than ``out_pos`` (features added without one
+        restored); an incoming index of ``-1`` pads a move with fewer changes.
+        """
         base = self._perturbed(selection)
         n = self.x.shape[0]
         vals = []
         for s in range(0, len(incoming), self.chunk):
-            outs = selection[out_pos[s : s + self.chunk]].long()  # [m, k]
-            ins = incoming[s : s + self.chunk].long()
+            outs = selection[out_pos[s : s + self.chunk].long()].long()  # [m, k_out]
+            ins = incoming[s : s + self.chunk].long()  # [m, k_in]
             batch = base.unsqueeze(0).repeat(len(ins), 1, 1)  # [m, n, d]
-            for q in range(outs.shape[1]):
-                valid = ins[:, q] >= 0
-                rows = torch.nonzero(valid).squeeze(1)
-                o, i = outs[valid, q], ins[valid, q]
-                batch[rows, :, o] = self.x[:, o].T  # restore the outgoing feature
-                batch[rows, :, i] = self.p
+            for q in range(outs.shape[1]):  # restore the outgoing features
+                rows = torch.nonzero(ins[:, q] >= 0).squeeze(1)
+                o = outs[rows, q]
+                batch[rows, :, o] = self.x[:, o].T
+            for q in range(ins.shape[1]):  # perturb the incoming ones
+                rows = torch.nonzero(ins[:, q] >= 0).squeeze(1)
+                batch[rows, :, ins[rows, q]] = self.p
             vals.append(self.score(batch.reshape(-1, self.n_features)).reshape(-1, n).mean(1))
         return torch.cat(vals) if vals else torch.zeros(0)
