@@ -283,17 +283,22 @@ class EmbeddingSumProblem(SubsetProblem):
         :meth:`first_order`. Unlike ``d_j`` it ignores whether a peak can move in a cell
         (``d_j = sum_c (p - x_cj) dObjective/dx_cj``).
         """
-        h0 = self.h0.detach().requires_grad_(True)
-        inputs = [h0] if self.s0 is None else [h0, self.s0.detach().requires_grad_(True)]
-        with torch.enable_grad():
-            obj = self._objective(self.enc.chrom_layer(h0), inputs[1] if self.cis else None)
-            grads = torch.autograd.grad(obj, inputs)
-        total = grads[0].sum(0).detach()  # [K, e]
-        g = (self.delta * total[self.peak_chrom]).sum(-1)
+        grad, grad_s = self._objective_grads(self.h0, self.s0)
+        g = (self.delta * grad.sum(0)[self.peak_chrom]).sum(-1)
         if self.cis and len(self.win_peaks):
-            v = torch.einsum("cte,ute->u", grads[1].detach(), self.win_emb)
-            g[self.win_peaks] += v
+            g[self.win_peaks] += torch.einsum("cte,ute->u", grad_s, self.win_emb)
         return g
+
+    def _objective_grads(self, h: torch.Tensor, s: torch.Tensor | None) -> tuple:
+        """``dObjective/dh`` ``[n, K, e]`` and ``dObjective/ds`` (``None`` without cis heads)
+        at pooled sums ``h`` and window sums ``s``.
+        """
+        h = h.detach().requires_grad_(True)
+        inputs = [h] if s is None else [h, s.detach().requires_grad_(True)]
+        with torch.enable_grad():
+            obj = self._objective(self.enc.chrom_layer(h), inputs[1] if self.cis else None)
+            grads = torch.autograd.grad(obj, inputs)
+        return grads[0].detach(), (grads[1].detach() if len(grads) > 1 else None)
 
     def _first_order_parts(self, selection: torch.Tensor):
         """``d_j`` through the shared latent, and through the window sums (or ``None``);
@@ -302,20 +307,15 @@ class EmbeddingSumProblem(SubsetProblem):
         h, _, s, _ = self._state(selection)
         if self._grad_key == self._cache_key and self._grad is not None:
             return self._grad
-        h = h.detach().requires_grad_(True)
-        inputs = [h] if s is None else [h, s.detach().requires_grad_(True)]
-        with torch.enable_grad():
-            obj = self._objective(self.enc.chrom_layer(h), inputs[1] if self.cis else None)
-            grads = torch.autograd.grad(obj, inputs)
-        grad = grads[0]
-        m = (self.by_peak @ grad.reshape(-1, grad.shape[-1])).detach()  # sum_c x_cj G_c,k(j)
-        total = grad.sum(0).detach()  # [K, e]
+        grad, grad_s = self._objective_grads(h, s)
+        m = self.by_peak @ grad.reshape(-1, grad.shape[-1])  # sum_c x_cj G_c,k(j)
+        total = grad.sum(0)  # [K, e]
         d = (self.delta * (self.p * total[self.peak_chrom] - m)).sum(-1)
         d_cis = None
         if self.cis:
             d_cis = torch.zeros_like(d)
             if len(self.win_peaks):
-                v = torch.einsum("cte,ute->cu", grads[1].detach(), self.win_emb)  # [n, U]
+                v = torch.einsum("cte,ute->cu", grad_s, self.win_emb)  # [n, U]
                 d_cis[self.win_peaks] = (self._columns(self.win_peaks).T * v).sum(0)
         self._grad_key, self._grad = self._cache_key, (d, d_cis)
         return self._grad
