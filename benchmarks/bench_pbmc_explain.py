@@ -123,6 +123,9 @@ def main() -> None:
                 train = EmbeddingSumProblem(fitted.module, x_all[train_cells], gidx, p, sign, dev)
                 test = EmbeddingSumProblem(fitted.module, x_all[test_cells], gidx, p, sign, dev)
                 d0 = train.first_order(torch.empty(0, dtype=torch.long)).cpu()
+                by_saliency = window_idx[
+                    np.argsort(-saliency_scores(train, window_idx), kind="stable")
+                ]
                 for L in args.L:
                     if L > len(window_idx):
                         print(f"skip {gene} / {ctype} / L={L}: only {len(window_idx)} window peaks")
@@ -135,8 +138,7 @@ def main() -> None:
                     if not np.isclose(check, rel_grids, rtol=1e-4, atol=1e-6):
                         raise RuntimeError(f"evaluation mismatch: {check} vs explain's {rel_grids}")
                     rel_first = test_rel(test, initial_selection(d0, cand, L).numpy())
-                    order = np.argsort(-saliency_scores(train, window_idx), kind="stable")
-                    rel_sal = test_rel(test, window_idx[order[:L]])
+                    rel_sal = test_rel(test, by_saliency[:L])
                     rng = np.random.default_rng([args.seed, gi, ti, L, split_seed])
                     rel_rand = float(
                         np.mean(
