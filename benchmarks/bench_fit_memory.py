@@ -199,8 +199,8 @@ def main() -> None:
         f"{fit_peak:5.2f} GB (+{fit_peak - data_rss:.2f} GB over the data), process peak "
         f"{peak_rss_gb():5.2f} GB"
     )
-    n_train = len(m.uns["grids"]["surrogate"]["split"]["train"])
-    n_val = len(m.uns["grids"]["surrogate"]["split"]["validation"])
+    n_train = len(m.uns["grids"]["surrogates"]["surrogate"]["split"]["train"])
+    n_val = len(m.uns["grids"]["surrogates"]["surrogate"]["split"]["validation"])
     print(f"  {'phase':<10} {'epochs':>6} {'s/epoch':>8} {'of which val':>13}")
     for phase, epochs, sec, val in timer.rows:
         print(f"  {phase:<10} {epochs:>6} {sec / epochs:>8.1f} {val / epochs:>12.1f}s")

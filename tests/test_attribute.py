@@ -126,7 +126,7 @@ def test_evaluate_table(fitted):
     # a single unit is switched exactly when its peak is selected
     assert 0 <= df.loc["grids", "units"] <= 1
     assert df.loc["grids", "units_single"] == df.loc["grids", "recall_single"]
-    assert "evaluation" in fitted.uns["grids"]
+    assert "evaluation" in fitted.uns["grids"]["evaluations"]
     with pytest.raises(KeyError, match="not in"):
         grids.tl.evaluate(fitted, "missing")
 

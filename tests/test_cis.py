@@ -43,7 +43,7 @@ def redundant():
 
 def test_cis_record_roundtrip_and_window_pairs(redundant, tmp_path):
     m = redundant
-    entry = m.uns["grids"]["surrogate"]
+    entry = m.uns["grids"]["surrogates"]["surrogate"]
     assert entry["model"] == "cis" and entry["config"]["cis"]["max_peaks"] == 16
     gene_pos = grids.tl.get_surrogate(m).module.cis.pair_gene.numpy()
     assert np.bincount(gene_pos, minlength=12).max() <= 16

@@ -44,7 +44,7 @@ def test_fit_writes_a_new_file_and_leaves_the_input(files):
     raw = mudata.read_h5mu(files / "raw.h5mu")
     fit = mudata.read_h5mu(files / "fit.h5mu")
     assert "grids" not in raw.uns and raw["atac"].X.max() > 1  # counts, untouched
-    entry = fit.uns["grids"]["surrogate"]
+    entry = fit.uns["grids"]["surrogates"]["surrogate"]
     assert list(entry["genes"]) == list(fit["rna"].var_names)
     assert entry["config"]["training"]["max_epochs"] == 2
     assert set(np.unique(fit["atac"].X.data)) == {1.0}  # --binarize
@@ -89,7 +89,7 @@ def test_attribute_inplace_then_evaluate_and_export(files, tmp_path, capsys):
     table = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out), sep="\t")
     assert table["key"].tolist() == keys and table["method"].tolist() == ["grids", "saliency"]
     assert "pchic_pvalue" in table.columns and (table["L"] == 4).all()
-    stored = mudata.read_h5mu(out).uns["grids"]["evaluation"]
+    stored = mudata.read_h5mu(out).uns["grids"]["evaluations"]["evaluation"]
     assert list(stored["key"]) == keys
     assert main(["evaluate", str(work), "--table", str(tmp_path / "ev.csv"), "-q"]) == 0
     assert pd.read_csv(tmp_path / "ev.csv")["key"].tolist() == keys

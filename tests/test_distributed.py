@@ -77,7 +77,7 @@ def test_two_process_fit_is_a_usable_surrogate(tmp_path, small, model):
     grids.tl.fit_surrogate(
         one, model=model, max_epochs=EPOCHS[model], device="cpu", progress=False, **FIT
     )
-    entry = two.uns["grids"]["surrogate"]
+    entry = two.uns["grids"]["surrogates"]["surrogate"]
     assert entry["model"] == model
     assert set(entry["history"]) == (
         {"atac", "cis"} if model == "cis" else {"atac", "rna", "translate"}

@@ -8,7 +8,7 @@ import grids_sc as grids
 
 
 def test_fit_writes_plain_record(fitted):
-    rec = fitted.uns["grids"]["surrogate"]
+    rec = fitted.uns["grids"]["surrogates"]["surrogate"]
     assert set(rec) >= {"config", "weights", "peaks", "genes", "split", "history"}
     assert all(isinstance(v, np.ndarray) for v in rec["weights"].values())
     assert len(rec["peaks"]) == fitted["atac"].n_vars and len(rec["genes"]) == fitted["rna"].n_vars
@@ -31,7 +31,7 @@ def test_roundtrip_predictions_identical(fitted, tmp_path):
 def test_learns_planted_signal(fitted, sim_small):
     """Predictions track the simulator's noise-free expression on held-out cells."""
     grids.tl.predict_expression(fitted)
-    test = fitted.uns["grids"]["surrogate"]["split"]["test"]
+    test = fitted.uns["grids"]["surrogates"]["surrogate"]["split"]["test"]
     idx = fitted.obs_names.get_indexer(test)
     truth = grids.datasets.true_expression(sim_small, cells=idx)
     pred = fitted["rna"].layers["grids_predicted"][idx]
@@ -54,7 +54,7 @@ def test_seed_determinism(sim_small):
     a, b, c = sim_small.copy(), sim_small.copy(), sim_small.copy()
     for m, seed in ((a, 1), (b, 1), (c, 2)):
         grids.tl.fit_surrogate(m, max_epochs=2, cis_max_epochs=5, progress=False, seed=seed)
-    wa, wb, wc = (m.uns["grids"]["surrogate"]["weights"] for m in (a, b, c))
+    wa, wb, wc = (m.uns["grids"]["surrogates"]["surrogate"]["weights"] for m in (a, b, c))
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
     assert not all(np.array_equal(wa[k], wc[k]) for k in wa)
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import torch.distributed as dist
 
+from ._records import read_surrogate
 from .model._parallel import setup, teardown
 
 TRAIN_OPTIONS = (
@@ -97,8 +98,7 @@ def fit(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             key_added=args.key_added,
         )
-        entry = mdata.uns["grids"][args.key_added]
-        record = {"architecture": entry["config"]["architecture"], "weights": entry["weights"]}
+        record = read_surrogate(mdata, args.key_added).module_record
         if not weights_agree(record):
             print(f"error: rank {parallel.rank} ended with other weights", file=sys.stderr)
             return 1

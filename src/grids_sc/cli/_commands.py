@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import _records as records
 from ._files import atomic_path, output_target, read_h5mu, write_h5mu, write_text
 from ._options import (
     CLIError,
@@ -118,16 +119,21 @@ def _read(args, say):
     return mdata
 
 
-def _changed(store: dict, before: dict) -> list[str]:
-    return [k for k, v in store.items() if before.get(k) is not v]
+def _results(mdata) -> dict:
+    """The stored selections (records by key) after bringing the layout up to date."""
+    records.upgrade(mdata)
+    return dict(records.store(mdata, "selection"))
+
+
+def _changed(mdata, before: dict) -> list[str]:
+    return [k for k, v in records.store(mdata, "selection").items() if before.get(k) is not v]
 
 
 def _report_results(mdata, keys: list[str], say) -> None:
-    store = mdata.uns["grids"]["explain"]
-    for k in keys:
-        d = store[k]["delta"]
+    for rec in records.read_selections(mdata, keys) if keys else []:
+        d = rec.delta
         say(
-            f"{k}: {len(store[k]['selected'])} peaks, held-out Avg delta "
+            f"{rec.key}: {len(rec.selected)} peaks, held-out Avg delta "
             f"{float(d.get('avg_test', float('nan'))):+.4f}, Rel delta "
             f"{100 * float(d.get('rel_test', float('nan'))):+.1f}%"
         )
@@ -211,8 +217,8 @@ def _fit(args, say, names) -> None:
     kwargs = function_kwargs(args, names)
     say(f"fitting the {kwargs['model']!r} surrogate")
     tl.fit_surrogate(mdata, progress=not args.quiet, **kwargs)
-    hist = mdata.uns["grids"][args.key_added]
-    say(f"fitted {len(hist['genes'])} genes from {len(hist['peaks'])} peaks")
+    rec = records.read_surrogate(mdata, args.key_added)
+    say(f"fitted {len(rec.genes)} genes from {len(rec.peaks)} peaks")
     _finish(mdata, args, say, f"surrogate {args.key_added!r}")
 
 
@@ -309,13 +315,13 @@ def _explain(args, say, names, has_executor) -> None:
     gene = _gene_arg(args)
     mdata = _read(args, say)
     kwargs = function_kwargs(args, names)
-    before = dict(mdata.uns.get("grids", {}).get("explain", {}))
+    before = _results(mdata)
     with _executor(args.executor if has_executor else None) as executor:
         if has_executor:
             kwargs["executor"] = executor
         say(f"explaining {_describe(gene)}")
         tl.explain(mdata, gene, progress=not args.quiet, **kwargs)
-    _report_results(mdata, _changed(mdata.uns["grids"]["explain"], before), say)
+    _report_results(mdata, _changed(mdata, before), say)
     _finish(mdata, args, say, "the results")
 
 
@@ -379,13 +385,13 @@ def _attribute(args, say, names, has_executor) -> None:
     gene = _gene_arg(args)
     mdata = _read(args, say)
     kwargs = function_kwargs(args, names) | dict(args.method_kwargs)
-    before = dict(mdata.uns.get("grids", {}).get("explain", {}))
+    before = _results(mdata)
     with _executor(args.executor if has_executor else None) as executor:
         if has_executor:
             kwargs["executor"] = executor
         say(f"{args.method}: {_describe(gene)}")
         tl.attribute(mdata, gene, args.method, progress=not args.quiet, **kwargs)
-    _report_results(mdata, _changed(mdata.uns["grids"]["explain"], before), say)
+    _report_results(mdata, _changed(mdata, before), say)
     _finish(mdata, args, say, "the results")
 
 

@@ -8,6 +8,7 @@ import time
 def quickstart(gene: str, group: str, L: int, epochs: int, out: str | None) -> None:
     """Load PBMC tiles, binarise, fit the surrogate, report fidelity, explain a gene."""
     import grids_sc as grids
+    from grids_sc._records import read_selection
 
     t0 = time.perf_counter()
     mdata = grids.datasets.pbmc10k_tiles()
@@ -18,11 +19,11 @@ def quickstart(gene: str, group: str, L: int, epochs: int, out: str | None) -> N
     print(grids.tl.surrogate_fidelity(mdata).round(3).to_string())
     grids.tl.explain(mdata, gene, L=L, groupby="celltype", groups=group, window=250_000, restarts=3)
     key = f"grids_{gene}_{group}"
-    rec = mdata.uns["grids"]["explain"][key]
-    d = rec["delta"]
+    rec = read_selection(mdata, key)
+    d = rec.delta
     print(f"\nGRIDS: {L} tiles whose closing lowers {gene} most in {group}")
     print(f"held-out cells: Avg delta {d['avg_test']:+.3f}, Rel delta {100 * d['rel_test']:+.1f}%")
-    pp = rec["per_peak"]
+    pp = rec.per_peak
     for p, a, r, f in zip(pp["peak"], pp["alone"], pp["restored"], pp["frequency"]):
         print(f"  {p:<26} alone {100 * a:+6.2f}%  lost if restored {100 * r:+6.2f}%  freq {f:.2f}")
     if out:

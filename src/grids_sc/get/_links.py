@@ -8,38 +8,20 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from .. import _records as records
 from ..tl._windows import peak_coordinates
 
 _GENE_COORDS = ("chrom", "start", "end")
 
 
-def _store(mdata: MuData) -> dict:
-    grids = mdata.uns.get("grids", {})
-    return grids.get("explain", {}) if isinstance(grids, dict) else {}
-
-
-def _record(mdata: MuData, key: str) -> dict:
-    store = _store(mdata)
-    if key not in store:
-        known = sorted(store)
-        raise KeyError(
-            f"result {key!r} not in mdata.uns['grids']['explain']"
-            + (f"; it has {known[:10]}" if known else "; run grids.tl.explain or attribute first")
-        )
-    return store[key]
-
-
-def _modalities(mdata: MuData, record: dict) -> tuple[str, str]:
+def _modalities(mdata: MuData, record: records.SelectionRecord) -> tuple[str, str]:
     """RNA and ATAC modality names of the surrogate a result was computed with."""
-    surrogate = str(record.get("settings", {}).get("surrogate", "surrogate"))
-    entry = mdata.uns.get("grids", {}).get(surrogate, {})
-    data = entry.get("config", {}).get("data", {}) if isinstance(entry, dict) else {}
-    rna, atac = str(data.get("rna", "rna")), str(data.get("atac", "atac"))
+    rna, atac = records.modalities_of(mdata, record.surrogate)
     for name, role in ((rna, "RNA"), (atac, "ATAC")):
         if name not in mdata.mod:
             raise KeyError(
-                f"{role} modality {name!r} of the result's surrogate {surrogate!r} is not in the "
-                f"MuData; it has {sorted(mdata.mod)}"
+                f"{role} modality {name!r} of the result's surrogate {record.surrogate!r} is not "
+                f"in the MuData; it has {sorted(mdata.mod)}"
             )
     return rna, atac
 
@@ -139,10 +121,10 @@ def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
         When ``key`` is not a stored result, or its peaks or modalities are no longer in the
         MuData.
     """
-    record = _record(mdata, key)
+    record = records.read_selections(mdata, key)[0]
     rna, atac = _modalities(mdata, record)
     a_atac = mdata.mod[atac]
-    per_peak = record["per_peak"]
+    per_peak = record.per_peak
     peaks = np.asarray(per_peak["peak"]).astype(str)
     pos = a_atac.var_names.get_indexer(peaks)
     if (pos < 0).any():
@@ -156,9 +138,8 @@ def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
         score = a_atac.var[score_col].to_numpy(dtype=np.float64)[pos]
     else:
         score = np.full(len(peaks), np.nan)
-    settings = record.get("settings", {})
-    genes = [str(g) for g in np.atleast_1d(record["gene"])]
-    name = str(record.get("name", genes[0]))
+    genes = record.genes
+    name = record.name
     table = pd.DataFrame(
         {
             "peak": peaks,
@@ -178,8 +159,8 @@ def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
     front = {
         "gene": np.repeat(genes, n),
         "gene_set": name,
-        "group": str(record["group"]),
-        "method": str(settings.get("method", "grids")),
+        "group": record.group,
+        "method": record.method,
         "key": key,
     }
     for i, (col, values) in enumerate(front.items()):
@@ -222,17 +203,6 @@ def links(mdata: MuData, keys: str | Sequence[str] | None = None) -> pd.DataFram
     KeyError
         When a key is not a stored result.
     """
-    store = _store(mdata)
-    keys = list(store) if keys is None else ([keys] if isinstance(keys, str) else list(keys))
-    if not keys:
-        raise ValueError(
-            "no results in mdata.uns['grids']['explain']: run grids.tl.explain or attribute"
-        )
-    missing = [k for k in keys if k not in store]
-    if missing:
-        raise KeyError(
-            f"results {missing[:5]} not in mdata.uns['grids']['explain']; it has "
-            f"{sorted(store)[:10]}"
-        )
+    keys = [r.key for r in records.read_selections(mdata, keys)]
     frames = [explain_df(mdata, k) for k in keys]
     return pd.concat(frames, ignore_index=True)

@@ -11,6 +11,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from mudata import MuData
 
+from .._records import HEADER, read
 from ._style import method_color, method_label
 from ._utils import axes_list, finish, percent_formatter
 
@@ -52,7 +53,7 @@ def compare(
     ----------
     df
         The table :func:`grids_sc.tl.evaluate` returned, or the MuData it was stored in
-        (``mdata.uns['grids'][key]``).
+        (``mdata.uns['grids']['evaluations'][key]``).
     metrics
         Columns to show. With the default, columns the table lacks (``pchic_enrichment``
         without ``pchic=``) are left out; named explicitly, a missing one is an error.
@@ -145,12 +146,8 @@ def _table(df, key: str) -> pd.DataFrame:
     if isinstance(df, pd.DataFrame):
         return df
     if isinstance(df, MuData):
-        stored = df.uns.get("grids", {}).get(key)
-        if not isinstance(stored, dict) or not stored:
-            raise KeyError(
-                f"no evaluation table at mdata.uns['grids'][{key!r}]: run grids.tl.evaluate"
-            )
-        return pd.DataFrame({c: np.asarray(v) for c, v in stored.items()})
+        stored = read(df, "evaluation", key)
+        return pd.DataFrame({c: np.asarray(v) for c, v in stored.items() if c not in HEADER})
     raise TypeError(f"df must be a DataFrame or a MuData, got {type(df).__name__}")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from mudata import MuData
 
+from .._records import SelectionRecord
 from ._style import SEARCH_COLOR, method_color, method_label
 from ._utils import (
     as_str_array,
@@ -17,7 +18,6 @@ from ._utils import (
     group_text,
     record_method,
     record_name,
-    scalar,
 )
 
 SPLIT_LABELS = {"train": "search cells", "test": "held-out cells"}
@@ -72,9 +72,9 @@ def delta(
     return finish(fig, "delta", show, save, ax, result)
 
 
-def _panel(a: Axes, key: str, record: dict, splits, size) -> None:
-    per_cell = record.get("per_cell")
-    if per_cell is None:
+def _panel(a: Axes, key: str, record: SelectionRecord, splits, size) -> None:
+    per_cell = record.per_cell
+    if not per_cell:
         raise KeyError(f"result {key!r} has no per_cell predictions")
     split = as_str_array(per_cell["split"])
     before = np.asarray(per_cell["before"], dtype=np.float64)
@@ -105,8 +105,8 @@ def _panel(a: Axes, key: str, record: dict, splits, size) -> None:
     name = record_name(record)
     a.set_xlabel(f"predicted {name}, before")
     a.set_ylabel(f"predicted {name}, peaks {_perturbed(record)}")
-    group = str(scalar(record["group"]))
-    n_peaks = len(np.atleast_1d(record["selected"]))
+    group = record.group
+    n_peaks = len(record.selected)
     head = f"{method_label(method)}: {name}, {group_text(group)}"
     a.set_title(f"{head}\n{n_peaks} peaks {_perturbed(record)}", fontsize=10)
     leg = a.legend(fontsize=7, loc="upper left", frameon=False, title="change of mean",
@@ -117,6 +117,6 @@ def _panel(a: Axes, key: str, record: dict, splits, size) -> None:
         a.spines[sp].set_visible(False)
 
 
-def _perturbed(record: dict) -> str:
-    perturb = str(scalar(record.get("settings", {}).get("perturb", "close")))
+def _perturbed(record: SelectionRecord) -> str:
+    perturb = record.perturb
     return "closed" if perturb == "close" else "opened"

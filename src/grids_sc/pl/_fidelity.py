@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from mudata import MuData
 
+from .._records import read
 from ._style import method_color
 from ._utils import as_str_array, axes_list, finish, scalar
 
@@ -52,13 +53,7 @@ def fidelity(
     -------
     The list of axes, unless shown.
     """
-    store = mdata.uns.get("grids", {}).get("fidelity", {})
-    if key not in store:
-        raise KeyError(
-            f"no fidelity results for {key!r} in mdata.uns['grids']['fidelity']: "
-            f"run grids.tl.surrogate_fidelity(mdata, key={key!r})"
-        )
-    entry = store[key]
+    entry = read(mdata, "fidelity", key)
     names = as_str_array(entry["gene"])
     preds = entry.get("predictions")
     stored = as_str_array(preds["gene"]) if isinstance(preds, dict) else np.array([], dtype=str)

@@ -17,7 +17,6 @@ from ._utils import (
     percent_formatter,
     record_method,
     record_name,
-    scalar,
 )
 
 LABELS = ("rank", "peak", None)
@@ -61,10 +60,10 @@ def interactions(
     if label not in LABELS:
         raise ValueError(f"label must be one of {list(LABELS)}, got {label!r}")
     ((_, record),) = get_records(mdata, [key])
-    per_peak = record.get("per_peak")
-    if per_peak is None or "alone" not in per_peak or "restored" not in per_peak:
+    per_peak = record.per_peak
+    if "alone" not in per_peak or "restored" not in per_peak:
         raise KeyError(f"result {key!r} has no per_peak 'alone'/'restored' effects")
-    sign = _SIGN[str(scalar(record["settings"].get("direction", "down")))]
+    sign = _SIGN[record.direction]
     alone = -sign * np.asarray(per_peak["alone"], dtype=np.float64)
     lost = sign * np.asarray(per_peak["restored"], dtype=np.float64)
     peaks = as_str_array(per_peak["peak"])
@@ -98,7 +97,7 @@ def interactions(
     percent_formatter(a, "y")
     a.set_xlabel("effect of the peak alone\n(% of mean expression)")
     a.set_ylabel("effect lost when only it is restored\n(% of mean expression)")
-    group = str(scalar(record["group"]))
+    group = record.group
     a.set_title(f"{method_label(method)}: {record_name(record)}, {group_text(group)}", fontsize=10)
     a.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(0.0, 0.78))
     for sp in ("top", "right"):

@@ -9,6 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 from mudata import MuData
 
+from .._records import SelectionRecord
 from ._style import method_label, series_colors
 from ._utils import (
     axes_list,
@@ -54,7 +55,7 @@ def trace(
     The axes, unless shown.
     """
     records = get_records(mdata, keys)
-    if not any("trace" in r for _, r in records):
+    if not any("trace" in r.extra for _, r in records):
         raise ValueError(
             "none of these results has a search trace (tl.attribute results have none); "
             "pass a tl.explain result"
@@ -63,20 +64,20 @@ def trace(
     methods = [record_method(r) for _, r in records]
     colors = series_colors(methods, [k for k, _ in records])
     distinct_genes = len({record_name(r) for _, r in records}) > 1
-    distinct_groups = len({str(scalar(r["group"])) for _, r in records}) > 1
+    distinct_groups = len({r.group for _, r in records}) > 1
     n_steps = 1
     for (_k, record), method, color in zip(records, methods, colors):
         label = _label(record, method, distinct_genes, distinct_groups)
-        if "trace" not in record:
+        if "trace" not in record.extra:
             if baselines:
-                value = scalar(record["delta"].get("rel_of_means_train", np.nan))
+                value = record.delta.get("rel_of_means_train", np.nan)
                 a.axhline(value, color=color, ls="--", lw=1.2, label=f"{label} (no search)")
             continue
-        main = np.asarray(record["trace"], dtype=np.float64)
+        main = np.asarray(record.extra["trace"], dtype=np.float64)
         n_steps = max(n_steps, len(main) - 1)
-        if restarts and "restart_traces" in record:
-            all_traces = np.atleast_2d(np.asarray(record["restart_traces"], dtype=np.float64))
-            best = int(scalar(record.get("best_restart", 0)))
+        if restarts and "restart_traces" in record.extra:
+            all_traces = np.atleast_2d(np.asarray(record.extra["restart_traces"], dtype=np.float64))
+            best = int(scalar(record.extra.get("best_restart", 0)))
             others = [t[np.isfinite(t)] for i, t in enumerate(all_traces) if i != best]
             for i, t in enumerate(others):
                 a.plot(np.arange(len(t)), t, color=color, lw=0.9, alpha=0.3,
@@ -93,7 +94,7 @@ def trace(
     first = records[0][1]
     title = f"Search trace: {record_name(first)}"
     if not distinct_groups:
-        title += f", {group_text(str(scalar(first['group'])))}"
+        title += f", {group_text(first.group)}"
     a.set_title(title, fontsize=10)
     a.legend(fontsize=7, frameon=False, loc="best")
     for sp in ("top", "right"):
@@ -101,10 +102,10 @@ def trace(
     return finish(fig, "trace", show, save, ax, a)
 
 
-def _label(record: dict, method: str, genes: bool, groups: bool) -> str:
+def _label(record: SelectionRecord, method: str, genes: bool, groups: bool) -> str:
     parts = [method_label(method)]
     if genes:
         parts.append(record_name(record))
     if groups:
-        parts.append(str(scalar(record["group"])))
+        parts.append(record.group)
     return ", ".join(parts)

@@ -124,7 +124,7 @@ def track(
     lo, hi = _region(records, coords, window, a_atac, p_chrom == chrom, p_start, p_end)
     in_region = (p_chrom == chrom) & (p_end >= lo) & (p_start <= hi)
 
-    groups = list(dict.fromkeys(str(scalar(r["group"])) for _, r in records))
+    groups = list(dict.fromkeys(r.group for _, r in records))
     pchic_rows = _pchic_rows(pchic, genes, groups, a_atac, atac, chrom, lo, hi)
     planted = _planted(a_atac.var, genes, in_region, truth)
     n_top = 1 + (planted is not None) + len(pchic_rows)
@@ -146,7 +146,7 @@ def track(
     colormap = ListedColormap(colormaps[cmap](np.linspace(CMAP_FLOOR, 1.0, 256)))
     supported = {g: set(t.index[t["significant"].to_numpy(dtype=bool)]) for g, t in pchic_rows}
     for a, (key, record) in zip(row_axes[n_top:], records):
-        group = str(scalar(record["group"]))
+        group = record.group
         _draw_result(
             a, key, record, a_atac.var, in_region, p_start, p_end, span, norm, colormap,
             label_ranks, supported.get(group),
@@ -194,8 +194,7 @@ def _track_genes(records, gene) -> list[str]:
 def _region(records, coords, window, a_atac, on_chrom, p_start, p_end) -> tuple[float, float]:
     g_lo, g_hi = float(coords["start"].min()), float(coords["end"].max())
     if window is None:
-        searched = [int(scalar(r["settings"].get("window", -1))) for _, r in records]
-        searched = [w for w in searched if w > 0]
+        searched = [r.window for _, r in records if r.window is not None and r.window > 0]
         window = max(searched) if searched else None
     if window is not None:
         if window < 0:
@@ -376,7 +375,7 @@ def _draw_result(
         rank = var[f"{key}_rank"].to_numpy(dtype=np.int64)
     else:
         rank = np.zeros(len(var), dtype=np.int64)
-        pos = var.index.get_indexer(np.asarray(record["selected"]).astype(str))
+        pos = var.index.get_indexer(record.selected)
         rank[pos[pos >= 0]] = np.flatnonzero(pos >= 0) + 1
     draw = in_region & np.isfinite(score)
     sel = draw & (rank > 0)
@@ -416,8 +415,8 @@ def _draw_result(
     label = method_label(method)
     a.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9, color=mcolor,
                  fontweight="bold", labelpad=8)  # fmt: skip
-    group = str(scalar(record["group"]))
-    delta = record.get("delta", {})
+    group = record.group
+    delta = record.delta
     rel = scalar(delta.get("rel_of_means_test", np.nan))
     outside = int((rank > 0).sum() - sel.sum())
     info = (

@@ -12,6 +12,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .._records import SelectionRecord, modalities_of, read_selections
+
 NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 FIGURE_EXTENSIONS = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps")
 
@@ -110,33 +112,24 @@ def result_keys(keys: str | Sequence[str]) -> list[str]:
     return [str(k) for k in out]
 
 
-def get_records(mdata, keys: str | Sequence[str]) -> list[tuple[str, dict]]:
-    """``[(key, record)]`` from ``mdata.uns['grids']['explain']``, with a clear error."""
-    store = mdata.uns.get("grids", {}).get("explain", {})
-    keys = result_keys(keys)
-    missing = [k for k in keys if k not in store]
-    if missing:
-        have = sorted(store)
-        raise KeyError(
-            f"results {missing[:5]} not in mdata.uns['grids']['explain']"
-            + (f"; it holds {have[:10]}" if have else ": run grids.tl.explain or tl.attribute")
-        )
-    return [(k, store[k]) for k in keys]
+def get_records(mdata, keys: str | Sequence[str]) -> list[tuple[str, SelectionRecord]]:
+    """``[(key, record)]`` of stored selections, with a clear error."""
+    return [(r.key, r) for r in read_selections(mdata, result_keys(keys))]
 
 
-def record_method(record: dict) -> str:
+def record_method(record: SelectionRecord) -> str:
     """The method that produced a record (``"grids"`` for explain)."""
-    return str(scalar(record.get("settings", {}).get("method", "grids")))
+    return record.method
 
 
-def record_genes(record: dict) -> list[str]:
+def record_genes(record: SelectionRecord) -> list[str]:
     """The gene(s) a record explains."""
-    return [str(g) for g in as_str_array(record["gene"])]
+    return record.genes
 
 
-def record_name(record: dict) -> str:
+def record_name(record: SelectionRecord) -> str:
     """The gene or gene-set name of a record."""
-    return str(scalar(record.get("name", record_genes(record)[0])))
+    return record.name
 
 
 def group_text(group: str) -> str:
@@ -144,12 +137,12 @@ def group_text(group: str) -> str:
     return "all cells" if group == "all" else group
 
 
-def modalities(mdata, record: dict, rna: str | None, atac: str | None) -> tuple[str, str]:
+def modalities(
+    mdata, record: SelectionRecord, rna: str | None, atac: str | None
+) -> tuple[str, str]:
     """RNA and ATAC modality names: given, else those the record's surrogate was fit on."""
-    sur = mdata.uns.get("grids", {}).get(str(scalar(record["settings"].get("surrogate", ""))))
-    data = sur.get("config", {}).get("data", {}) if isinstance(sur, dict) else {}
-    rna = rna or str(scalar(data.get("rna", "rna")))
-    atac = atac or str(scalar(data.get("atac", "atac")))
+    fit_rna, fit_atac = modalities_of(mdata, record.surrogate)
+    rna, atac = rna or fit_rna, atac or fit_atac
     for name in (rna, atac):
         if name not in mdata.mod:
             raise KeyError(f"modality {name!r} not in mdata (it has {list(mdata.mod)})")

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from mudata import MuData
 
+from .. import _records as records
 from ..attribution import METHODS, SCORERS, correlation_z
 from ._executor import check_executor
 from ._explain import (
@@ -100,6 +101,7 @@ def attribute(
         ``delta``, ``per_cell``, ``per_peak``, ``settings`` with ``method``), plus ``scores``
         of the candidates.
     """
+    params = records.call_params(locals())
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     check_objective(perturb, direction, L)
@@ -112,10 +114,10 @@ def attribute(
         "L": int(L),
         "perturb": perturb,
         "direction": direction,
-        "window": -1 if window is None else int(window),
+        "window": None if window is None else int(window),
         "split_seed": int(split_seed),
         "seed": int(seed),
-        "groupby": groupby or "",
+        "groupby": groupby,
         "surrogate": key,
         "method": method,
         **{k: v for k, v in method_kwargs.items() if isinstance(v, (int, float, str, bool))},
@@ -126,7 +128,7 @@ def attribute(
         plan, attribute_task, settings, (dev, method_kwargs, max_features), executor,
         worker_threads, method, progress,
     )  # fmt: skip
-    return _write(mdata, plan, results, copy)
+    return _write(mdata, plan, results, copy, params)
 
 
 def attribute_task(
@@ -160,9 +162,8 @@ def attribute_task(
 
 def _expression(mdata: MuData, plan) -> np.ndarray:
     """Observed expression of the model's genes on the scale the surrogate was fit on."""
-    cfg = plan.fitted.entry["config"]["data"]
     a_rna = mdata.mod[plan.rna]
-    y, _ = rna_values(a_rna, str(cfg["rna_layer"]) or None, plan.fitted.rna_transform, plan.rna)
+    y, _ = rna_values(a_rna, plan.fitted.rna_layer, plan.fitted.rna_transform, plan.rna)
     cols = a_rna.var_names.get_indexer(plan.fitted.genes)
     return np.asarray(y[:, cols], dtype=np.float64)
 

@@ -9,6 +9,8 @@ import pandas as pd
 from mudata import MuData
 from scipy.stats import hypergeom
 
+from .. import _records as records
+from .._logging import logger as log
 from ._windows import distance_to_gene, peak_coordinates
 
 LOGICS = ("single", "or", "and", "decoy")
@@ -43,7 +45,7 @@ def evaluate(
     rna, atac
         Modality names (default: those of each result's surrogate).
     key_added
-        The table is also stored as columns in ``mdata.uns['grids'][key_added]``.
+        The table is also stored as columns in ``mdata.uns['grids']['evaluations'][key_added]``.
 
     Returns
     -------
@@ -62,45 +64,38 @@ def evaluate(
         peaks, an AND pair either; opening, the reverse), and ``true_rel_delta``, the true
         relative change of mean expression on the test cells under the simulator.
     """
-    store = mdata.uns.get("grids", {}).get("explain", {})
-    if keys is None:
-        keys = list(store)
-    keys = [keys] if isinstance(keys, str) else list(keys)
-    if not keys:
-        raise ValueError("no results to evaluate: run grids.tl.explain or grids.tl.attribute")
-    missing = [k for k in keys if k not in store]
-    if missing:
-        raise KeyError(f"results {missing[:5]} not in mdata.uns['grids']['explain']")
+    params = records.call_params(locals(), drop=("mdata",))
+    records.check_key(key_added)
     if pchic is not None:
         need = {"tile", "gene", "celltype", "pchic_significant"}
         if not need <= set(pchic.columns):
             raise ValueError(f"pchic needs columns {sorted(need)}")
-    rows = [_evaluate_one(mdata, k, store[k], pchic, within, rna, atac) for k in keys]
+        params["pchic"] = f"DataFrame of {len(pchic)} rows"
+    selections = records.read_selections(mdata, keys)
+    rows = [_evaluate_one(mdata, rec, pchic, within, rna, atac) for rec in selections]
     df = pd.DataFrame(rows)
-    mdata.uns.setdefault("grids", {})[key_added] = {
+    table = {
         c: df[c].to_numpy() if df[c].dtype != object else df[c].astype(str).to_numpy()
         for c in df.columns
     }
+    records.write(mdata, "evaluation", key_added, table, params)
+    log.info("added the evaluation of %d result(s) to .uns['grids']['evaluations'][%r]",
+             len(df), key_added)  # fmt: skip
     return df
 
 
-def _modalities(mdata, record, rna, atac) -> tuple[str, str]:
-    sur = mdata.uns.get("grids", {}).get(str(record["settings"]["surrogate"]), {})
-    data = sur.get("config", {}).get("data", {}) if isinstance(sur, dict) else {}
-    return rna or str(data.get("rna", "rna")), atac or str(data.get("atac", "atac"))
-
-
-def _evaluate_one(mdata, key, record, pchic, within, rna, atac) -> dict:
-    settings = record["settings"]
-    rna, atac = _modalities(mdata, record, rna, atac)
-    genes = [str(g) for g in np.atleast_1d(record["gene"])]
-    selected = np.asarray(record["selected"]).astype(str)
-    delta = record["delta"]
+def _evaluate_one(mdata, record: records.SelectionRecord, pchic, within, rna, atac) -> dict:
+    key = record.key
+    fit_rna, fit_atac = records.modalities_of(mdata, record.surrogate)
+    rna, atac = rna or fit_rna, atac or fit_atac
+    genes = record.genes
+    selected = record.selected
+    delta = record.delta
     row = {
         "key": key,
-        "method": str(settings.get("method", "grids")),
-        "gene": str(record.get("name", genes[0])),
-        "group": str(record["group"]),
+        "method": record.method,
+        "gene": record.name,
+        "group": record.group,
         "L": len(selected),
         "avg_delta": float(delta.get("avg_test", np.nan)),
         "rel_delta": float(delta.get("rel_test", np.nan)),
@@ -181,7 +176,7 @@ def _planted(mdata, record, genes, selected, rna, atac) -> dict:
         out[f"recall_{lg}"] = len(sel & p) / len(p) if p else np.nan
     # units switched: closing an OR pair needs both peaks, an AND pair either (opening: the
     # reverse); a single or decoy unit needs its peak
-    close = record["settings"]["perturb"] == "close"
+    close = record.perturb == "close"
     switched = {}
     for a, b, lg in zip(pa[mine], pb[mine], logic[mine]):
         hit = [q in sel for q in (a, b) if q]
@@ -191,11 +186,11 @@ def _planted(mdata, record, genes, selected, rna, atac) -> dict:
     out["units"] = float(np.mean(every)) if every else np.nan
     for lg in LOGICS:
         out[f"units_{lg}"] = float(np.mean(switched[lg])) if lg in switched else np.nan
-    per_cell = record["per_cell"]
+    per_cell = record.per_cell
     test = np.asarray(per_cell["cell"])[np.asarray(per_cell["split"]).astype(str) == "test"]
     out["true_rel_delta"] = np.nan
     if len(test):
-        kw = {"close" if record["settings"]["perturb"] == "close" else "open": list(selected)}
+        kw = {"close" if close else "open": list(selected)}
         before = true_expression(mdata, genes, cells=test, rna=rna, atac=atac).mean(0)
         after = true_expression(mdata, genes, cells=test, rna=rna, atac=atac, **kw).mean(0)
         out["true_rel_delta"] = float(np.mean((after - before) / before))

@@ -11,7 +11,9 @@ import pandas as pd
 import torch
 from mudata import MuData
 
+from .. import _records as records
 from .._device import resolve_device
+from .._logging import logger as log
 from ..search import EmbeddingSumProblem, run_search
 from ..search._run import INITS
 from ._executor import check_executor, run_tasks
@@ -214,6 +216,7 @@ def explain(
         selection, relative to mean expression; NaN outside the window), plus
         ``{key}_frequency`` when ``restarts > 1``.
     """
+    params = records.call_params(locals())
     # ---- validate everything before writing anything ----------------------------------------
     check_objective(perturb, direction, L)
     if moves not in MOVES:
@@ -231,13 +234,13 @@ def explain(
         "direction": direction,
         "n_candidates": int(n_candidates),
         "n_steps": int(n_steps),
-        "window": -1 if window is None else int(window),
+        "window": None if window is None else int(window),
         "restarts": int(restarts),
         "moves": moves,
         "init": init,
         "split_seed": int(split_seed),
         "seed": int(seed),
-        "groupby": groupby or "",
+        "groupby": groupby,
         "surrogate": key,
         "method": "grids",
     }
@@ -245,7 +248,7 @@ def explain(
     # ---- run -----------------------------------------------------------------------------------
     results = run_plan(plan, explain_task, settings, (dev,), executor, worker_threads, "explain",
                        progress)  # fmt: skip
-    return _write(mdata, plan, results, copy)
+    return _write(mdata, plan, results, copy, params)
 
 
 def _device(device: str, executor) -> torch.device | str:
@@ -301,20 +304,18 @@ class _Plan:
     @property
     def record(self) -> dict:
         """The surrogate's plain-array record (what workers receive)."""
-        entry = self.fitted.entry
-        return {"architecture": entry["config"]["architecture"], "weights": entry["weights"]}
+        return self.fitted.record.module_record
 
 
 def _plan(mdata, gene, L, groupby, groups, key, window, key_added, prefix) -> _Plan:
     """Check the inputs and list the (gene, group) tasks of an explain or attribute run."""
     fitted = get_surrogate(mdata, key, check_genes=False)
-    data_cfg = fitted.entry["config"]["data"]
-    rna, atac = str(data_cfg["rna"]), str(data_cfg["atac"])
+    rna, atac = fitted.rna, fitted.atac
     specs = _gene_specs(gene, fitted.genes)
     group_list = _group_cells(mdata, groupby, groups, (rna, atac))
     if not group_list:
         raise ValueError(f"no group of {groupby!r} has at least {MIN_GROUP_CELLS} cells")
-    x_all = atac_binary(mdata.mod[atac], str(data_cfg["layer"]) or None, atac)
+    x_all = atac_binary(mdata.mod[atac], fitted.layer, atac)
     n_peaks = x_all.shape[1]
     masks = {}
     for name, genes in specs:
@@ -351,15 +352,21 @@ def _plan(mdata, gene, L, groupby, groups, key, window, key_added, prefix) -> _P
     )
 
 
-def _write(mdata, plan: _Plan, results, copy: bool):
+def _write(mdata, plan: _Plan, results, copy: bool, params: dict):
     """Store each task's record and ``.var`` columns (in ``mdata`` or a copy)."""
     target = mdata.copy() if copy else mdata
-    var = target.mod[plan.atac].var
-    store = target.uns.setdefault("grids", {}).setdefault("explain", {})
+    new = {}
     for task, (record, columns) in zip(plan.tasks, results):
-        store[task.key] = _named(record, plan.peak_names)
-        for col, values in columns.items():
-            var[f"{task.key}_{col}"] = values
+        records.write(target, "selection", task.key, _named(record, plan.peak_names), params)
+        new.update({f"{task.key}_{col}": values for col, values in columns.items()})
+    a_atac = target.mod[plan.atac]
+    columns = pd.DataFrame(new, index=a_atac.var_names)
+    records.replace_var_columns(a_atac, [task.key for task in plan.tasks], columns)
+    log.info(
+        "added %d result(s) to .uns['grids']['explain'] and their columns to .mod[%r].var",
+        len(plan.tasks),
+        plan.atac,
+    )
     return target if copy else None
 
 

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from .. import _records as records
 from .._device import resolve_device
+from .._logging import logger as log
 from ..model import predict_expression as _predict
 from ._inputs import atac_binary, group_codes, obs_column, rna_values
 from ._ridge import pearson_per_column, ridge_predict
@@ -62,12 +64,12 @@ def surrogate_fidelity(
         values (``[test cells, genes]`` float32, on the surrogate's scale, ``transform``;
         ``cell``: the cells' integer positions).
     """
+    params = records.call_params(locals(), drop=("mdata", "progress"))
     fitted = get_surrogate(mdata, key)
     _check_predictions(predictions, fitted.genes)
-    data_cfg = fitted.entry["config"]["data"]
-    atac, rna = str(data_cfg["atac"]), str(data_cfg["rna"])
-    x = atac_binary(mdata.mod[atac], str(data_cfg["layer"]) or None, atac)
-    y, _ = rna_values(mdata.mod[rna], str(data_cfg["rna_layer"]) or None, fitted.rna_transform, rna)
+    atac, rna = fitted.atac, fitted.rna
+    x = atac_binary(mdata.mod[atac], fitted.layer, atac)
+    y, _ = rna_values(mdata.mod[rna], fitted.rna_layer, fitted.rna_transform, rna)
     pos = pd.Series(np.arange(mdata.n_obs), index=mdata.mod[rna].obs_names)
     idx = {k: pos.reindex(v).to_numpy() for k, v in fitted.split.items()}
     if any(np.isnan(v.astype(float)).any() for v in idx.values()):
@@ -96,16 +98,15 @@ def surrogate_fidelity(
         },
         index=pd.Index(fitted.genes, name="gene"),
     )
-    store = mdata.uns.setdefault("grids", {}).setdefault("fidelity", {})
-    store[key] = {
+    record = {
         "gene": df.index.to_numpy().astype(str),
         **{c: df[c].to_numpy() for c in df.columns},
         "ridge_alpha": alpha,
-        "groupby": groupby or "",
+        "groupby": groupby,
     }
     cols = _prediction_genes(predictions, df["pearson_surrogate"].to_numpy(), df.index.to_numpy())
     if len(cols):
-        store[key]["predictions"] = {
+        record["predictions"] = {
             "gene": df.index.to_numpy().astype(str)[cols],
             "cell": te.astype(np.int64),
             "observed": np.asarray(y[te][:, cols], dtype=np.float32),
@@ -113,6 +114,8 @@ def surrogate_fidelity(
             "ridge": np.asarray(ridge[:, cols], dtype=np.float32),
             "transform": str(fitted.rna_transform),
         }
+    records.write(mdata, "fidelity", key, record, params)
+    log.info("added fidelity of %r to .uns['grids']['fidelity']", key)
     return df
 
 

@@ -14,7 +14,9 @@ import pandas as pd
 import torch
 from mudata import MuData
 
+from .. import _records as records
 from .._device import resolve_device
+from .._logging import logger as log
 from ..datasets import true_expression
 from ..search import EmbeddingSumProblem
 from ._inputs import atac_binary
@@ -66,6 +68,7 @@ def interventional_fidelity(
         median ratios per logic) is stored with the table at
         ``mdata.uns['grids']['interventional'][key]``.
     """
+    params = records.call_params(locals(), drop=("mdata", "progress"))
     if cells not in ("test", "all"):
         raise ValueError(f"cells must be 'test' or 'all', got {cells!r}")
     sim = mdata.uns.get("simulation")
@@ -75,9 +78,8 @@ def interventional_fidelity(
             "(grids.datasets.synthetic_multiome); on real data use grids.tl.surrogate_fidelity"
         )
     fitted = get_surrogate(mdata, key)
-    data_cfg = fitted.entry["config"]["data"]
-    rna, atac = str(data_cfg["rna"]), str(data_cfg["atac"])
-    x = atac_binary(mdata.mod[atac], str(data_cfg["layer"]) or None, atac)
+    rna, atac = fitted.rna, fitted.atac
+    x = atac_binary(mdata.mod[atac], fitted.layer, atac)
     if cells == "test":
         pos = pd.Series(np.arange(mdata.n_obs), index=mdata.mod[rna].obs_names)
         rows = np.sort(pos.reindex(fitted.split["test"]).to_numpy().astype(int))
@@ -131,9 +133,10 @@ def interventional_fidelity(
     df["pred_ratio"] = _ratio(df["pred_ab"].to_numpy(), df["pred_a"].to_numpy(),
                               df["pred_b"].to_numpy())  # fmt: skip
     summary = _summary(df)
-    store = mdata.uns.setdefault("grids", {}).setdefault("interventional", {})
-    store[key] = {"table": {c: df[c].to_numpy() for c in df.columns}, "summary": summary,
-                  "cells": cells}  # fmt: skip
+    record = {"table": {c: df[c].to_numpy() for c in df.columns}, "summary": summary,
+              "cells": cells}  # fmt: skip
+    records.write(mdata, "interventional", key, record, params)
+    log.info("added interventional fidelity of %r to .uns['grids']['interventional']", key)
     return df
 
 

@@ -37,9 +37,8 @@ def predict_expression(
         Return a copy instead of writing into ``mdata``.
     """
     fitted = get_surrogate(mdata, key)
-    data_cfg = fitted.entry["config"]["data"]
-    atac, rna = str(data_cfg["atac"]), str(data_cfg["rna"])
-    x = atac_binary(mdata.mod[atac], str(data_cfg["layer"]) or None, atac)
+    atac, rna = fitted.atac, fitted.rna
+    x = atac_binary(mdata.mod[atac], fitted.layer, atac)
     pred = _predict(fitted.module, x, batch_size=batch_size, device=resolve_device(device))
     target = mdata.copy() if copy else mdata
     target.mod[rna].layers[layer_added] = pred.astype(np.float32)

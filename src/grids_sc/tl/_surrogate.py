@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from mudata import MuData
 
+from .. import _records as records
 from .._device import resolve_device
+from .._logging import logger as log
 from .._validate import check_paired
 from ..model import (
     PHASES,
@@ -32,10 +35,6 @@ from ._inputs import atac_binary, group_codes, obs_column, peak_chromosomes, rna
 MODELS = ("grids", "cis")
 DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer"}  # fit_surrogate(chrom_norm=None)
 MIN_CELLS = 20
-
-
-def _grids_uns(mdata: MuData) -> dict:
-    return mdata.uns.setdefault("grids", {})
 
 
 def fit_surrogate(
@@ -158,7 +157,7 @@ def fit_surrogate(
     progress
         Show progress bars (on the first process only when distributed).
     key_added
-        Stored at ``mdata.uns['grids'][key_added]``.
+        Stored at ``mdata.uns['grids']['surrogates'][key_added]``.
     copy
         Return a fitted copy instead of writing into ``mdata``.
 
@@ -169,6 +168,8 @@ def fit_surrogate(
         training and data settings), ``weights`` (plain arrays), ``peaks``, ``genes``, ``split``
         (train/validation/test cell names) and ``history`` (per-epoch losses of each phase).
     """
+    params = records.call_params(locals(), drop=("mdata", "copy", "progress"))
+    records.check_key(key_added)
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     chrom_norm = check_chrom_norm(DEFAULT_CHROM_NORM[model] if chrom_norm is None else chrom_norm)
@@ -242,7 +243,7 @@ def fit_surrogate(
                 {
                     "cis": {
                         "window": int(cis_window),
-                        "max_peaks": -1 if cis_peaks is None else int(cis_peaks),
+                        "max_peaks": None if cis_peaks is None else int(cis_peaks),
                         "training": cis_train.to_dict(),
                     }
                 }
@@ -252,10 +253,10 @@ def fit_surrogate(
             "data": {
                 "rna": rna,
                 "atac": atac,
-                "layer": layer or "",
-                "rna_layer": rna_layer or "",
+                "layer": layer,
+                "rna_layer": rna_layer,
                 "rna_transform": transform,
-                "groupby": groupby or "",
+                "groupby": groupby,
                 "groups": np.asarray(group_names, dtype=str),
                 "chroms": np.asarray(chroms, dtype=str),
                 "seed": int(seed),
@@ -268,7 +269,8 @@ def fit_surrogate(
         "history": {phase: dict(h) for phase, h in history.items()},
     }
     target = mdata.copy() if copy else mdata
-    _grids_uns(target)[key_added] = entry
+    records.write(target, "surrogate", key_added, entry, params)
+    log.info("added surrogate %r (model %r) to .uns['grids']['surrogates']", key_added, model)
     return target if copy else None
 
 
@@ -328,9 +330,30 @@ class FittedSurrogate:
     peaks: np.ndarray
     genes: np.ndarray
     rna_transform: str
-    groupby: str
+    groupby: str | None
     split: dict
-    entry: dict
+    entry: Mapping
+    record: records.SurrogateRecord
+
+    @property
+    def rna(self) -> str:
+        """The RNA modality it was fit on."""
+        return self.record.rna
+
+    @property
+    def atac(self) -> str:
+        """The ATAC modality it was fit on."""
+        return self.record.atac
+
+    @property
+    def layer(self) -> str | None:
+        """The ATAC layer it was fit on (``None``: ``.X``)."""
+        return self.record.layer
+
+    @property
+    def rna_layer(self) -> str | None:
+        """The RNA layer it was fit on (``None``: ``.X``)."""
+        return self.record.rna_layer
 
 
 def get_surrogate(
@@ -342,35 +365,24 @@ def get_surrogate(
     check_genes: bool = True,
 ) -> FittedSurrogate:
     """Read the surrogate stored under ``key`` and check it was fit on this data's peaks/genes."""
-    store = mdata.uns.get("grids", {})
-    if key not in store or "weights" not in store[key]:
-        found = [k for k, v in store.items() if isinstance(v, dict) and "weights" in v]
-        raise KeyError(
-            f"no surrogate under mdata.uns['grids'][{key!r}]; fitted surrogates: {found}. "
-            "Run grids.tl.fit_surrogate() first"
-        )
-    entry = store[key]
-    data_cfg = entry["config"]["data"]
-    rna = rna or str(data_cfg["rna"])
-    atac = atac or str(data_cfg["atac"])
+    rec = records.read_surrogate(mdata, key)
+    rna = rna or rec.rna
+    atac = atac or rec.atac
     a_rna, a_atac = check_paired(mdata, rna, atac)
-    peaks = np.asarray(entry["peaks"]).astype(str)
-    genes = np.asarray(entry["genes"]).astype(str)
-    _check_features(peaks, a_atac.var_names.to_numpy().astype(str), "peaks", atac, key)
+    _check_features(rec.peaks, a_atac.var_names.to_numpy().astype(str), "peaks", atac, key)
     if check_genes:
-        _check_features(genes, a_rna.var_names.to_numpy().astype(str), "genes", rna, key)
-    module = surrogate_from_record(
-        {"architecture": entry["config"]["architecture"], "weights": entry["weights"]}
-    )
+        _check_features(rec.genes, a_rna.var_names.to_numpy().astype(str), "genes", rna, key)
+    module = surrogate_from_record(rec.module_record)
     return FittedSurrogate(
         module=module,
         key=key,
-        peaks=peaks,
-        genes=genes,
-        rna_transform=str(data_cfg["rna_transform"]),
-        groupby=str(data_cfg["groupby"]),
-        split={k: np.asarray(v).astype(str) for k, v in entry["split"].items()},
-        entry=entry,
+        peaks=rec.peaks,
+        genes=rec.genes,
+        rna_transform=rec.rna_transform,
+        groupby=rec.groupby,
+        split=rec.split,
+        entry=records.read(mdata, "surrogate", key),
+        record=rec,
     )
 
 
