@@ -104,8 +104,8 @@ class PhaseTimer:
 
 def pieces(m, args) -> None:
     """Peak memory of each piece of a fit, measured one at a time."""
+    from grids_sc._inputs import atac_binary, peak_chromosomes, rna_values
     from grids_sc.model import Surrogate, SurrogateConfig, TrainConfig
-    from grids_sc.tl._inputs import atac_binary, peak_chromosomes, rna_values
 
     x, gb, _ = measure(lambda: atac_binary(m["atac"], None, "atac"))
     print(f"  atac_binary (CSR float32 copy of ATAC, {x.nnz:,} nnz)     {gb:6.2f} GB")

@@ -48,13 +48,13 @@ from _common import pbmc_fitted
 
 import grids_sc as grids
 from grids_sc._device import resolve_device
+from grids_sc._engine import DIRECTION, PERTURB, delta_stats, group_cells
+from grids_sc._genome import gene_coordinates, peak_coordinates, window_mask
+from grids_sc._inputs import atac_binary, split_cells
 from grids_sc.attribution import saliency_scores
 from grids_sc.search import EmbeddingSumProblem
 from grids_sc.search._optimizer import initial_selection
-from grids_sc.tl._explain import DIRECTION, PERTURB, _delta_stats, _group_cells
-from grids_sc.tl._inputs import atac_binary, split_cells
 from grids_sc.tl._surrogate import get_surrogate
-from grids_sc.tl._windows import gene_coordinates, peak_coordinates, window_mask
 
 WINDOW = 250_000
 SPLIT_SEED = 2023
@@ -64,7 +64,7 @@ GROUPBY = "celltype"
 def test_rel(problem: EmbeddingSumProblem, selection: np.ndarray) -> float:
     """Explain's Rel Δ of closing ``selection`` on the cells of ``problem``."""
     before, after = problem.per_cell(torch.as_tensor(selection, dtype=torch.long))
-    return _delta_stats(before, after)["rel"]
+    return delta_stats(before, after)["rel"]
 
 
 def main() -> None:
@@ -115,7 +115,7 @@ def main() -> None:
         window_idx = np.flatnonzero(mask)
         cand = torch.from_numpy(mask)
         for ti, ctype in enumerate(types):
-            ((_, cells),) = _group_cells(mdata, GROUPBY, ctype, ("rna", "atac"))
+            ((_, cells),) = group_cells(mdata, GROUPBY, ctype, ("rna", "atac"))
             for split_seed in args.split_seeds:
                 split = split_cells(len(cells), None, split_seed)
                 train_cells, test_cells = cells[split == 0], cells[split == 2]

@@ -79,7 +79,7 @@ def main() -> None:
     ) as cluster, Client(cluster) as client:  # fmt: skip
         t_start = time.perf_counter() - t
         t_warm = time.perf_counter()  # every worker imports the package and caches the model
-        client.run(importlib.import_module, "grids_sc.tl._executor")
+        client.run(importlib.import_module, "grids_sc._engine._executor")
         grids.tl.explain(m.copy(), genes[0], L=5, groupby="celltype", window=250_000,
                          n_steps=1, executor=client, progress=False)  # fmt: skip
         t_warm = time.perf_counter() - t_warm

@@ -232,9 +232,9 @@ def step_comparison(args, n_peaks: int) -> tuple[float, float]:
 
 def pair_step_comparison(args, n_peaks: int) -> tuple[float, float]:
     """Seconds of one step with single swaps and with pair moves, cis surrogate."""
+    from grids_sc._genome import peak_coordinates, window_pairs
     from grids_sc.model import CisConfig, CisSurrogate
     from grids_sc.tl._cis import screen_pairs
-    from grids_sc.tl._windows import peak_coordinates, window_pairs
 
     m, chrom = simulate(args.cells, n_peaks, args.genes, args.chrom)
     x = m["atac"].X.tocsr().astype(np.float32)
@@ -270,7 +270,7 @@ def pair_step_comparison(args, n_peaks: int) -> tuple[float, float]:
 
 def explain_timing(args) -> None:
     """Time ``grids.tl.explain`` on simulated genome-scale data, and 500 forced steps."""
-    from grids_sc.tl._inputs import atac_binary, split_cells
+    from grids_sc._inputs import atac_binary, split_cells
 
     t = time.perf_counter()
     m, _ = simulate(args.explain_cells, args.explain_peaks, args.explain_genes, args.chrom)

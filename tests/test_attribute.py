@@ -56,9 +56,9 @@ def test_gradient_scores_match_captum_on_the_dense_window(fitted, p, sign):
     """
     from captum.attr import InputXGradient, Saliency
 
+    from grids_sc._inputs import atac_binary
     from grids_sc.attribution import WindowObjective, first_order_scores, saliency_scores
     from grids_sc.search import EmbeddingSumProblem
-    from grids_sc.tl._inputs import atac_binary
     from grids_sc.tl._surrogate import get_surrogate
 
     surrogate = get_surrogate(fitted, check_genes=False)

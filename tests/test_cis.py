@@ -7,9 +7,9 @@ import scipy.sparse as sp
 import torch
 
 import grids_sc as grids
+from grids_sc._inputs import atac_binary
 from grids_sc.search import EmbeddingSumProblem
 from grids_sc.tl._cis import screen_pairs
-from grids_sc.tl._inputs import atac_binary
 
 
 def test_screen_prefers_within_state_association():

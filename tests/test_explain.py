@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import grids_sc as grids
+from grids_sc._inputs import atac_binary
 from grids_sc.search import EmbeddingSumProblem, GridsOptimizer, run_search
-from grids_sc.tl._inputs import atac_binary
 
 
 @pytest.fixture
@@ -175,11 +175,11 @@ def test_greedy_init_is_at_least_as_good_as_the_first_order_ranking(problem):
 
 
 def test_rel_delta_leaves_out_cells_predicted_near_zero():
-    from grids_sc.tl._explain import _delta_stats
+    from grids_sc._engine import delta_stats
 
     before = np.array([[1.0], [1.0], [0.0002], [1.0]])
     after = np.array([[0.5], [0.5], [0.07], [0.5]])
-    stats = _delta_stats(before, after)
+    stats = delta_stats(before, after)
     assert stats["rel"] == pytest.approx(-0.5)  # not (3 * -0.5 + 349) / 4
     assert stats["rel_cells"] == pytest.approx(0.75)
     assert stats["rel_of_means"] == pytest.approx((after.mean() - before.mean()) / before.mean())

@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def weights_agree(record: dict) -> bool:
     """Whether every process of the group holds the same weights as this one."""
-    from .tl._executor import weights_token
+    from ._engine import weights_token
 
     token = weights_token(record)
     tokens: list = [None] * dist.get_world_size()

@@ -154,8 +154,8 @@ grids explain / attribute read back with --key.
 def add_fit(sub, common) -> None:
     """``grids fit``."""
     from .. import tl
+    from .._inputs import RNA_TRANSFORMS
     from ..model import CHROM_NORMS
-    from ..tl._inputs import RNA_TRANSFORMS
     from ..tl._surrogate import MODELS
 
     p = sub.add_parser(
@@ -284,7 +284,8 @@ def _executor(value: str | None):
 def add_explain(sub, common) -> None:
     """``grids explain``."""
     from .. import tl
-    from ..tl._explain import DIRECTION, INITS, MOVES, PERTURB
+    from .._engine import DIRECTION, MOVES, PERTURB
+    from ..search._run import INITS
 
     p = sub.add_parser(
         "explain",
@@ -334,8 +335,8 @@ def _describe(gene) -> str:
 def add_attribute(sub, common) -> None:
     """``grids attribute``."""
     from .. import tl
+    from .._engine import DIRECTION, PERTURB
     from ..attribution import METHODS
-    from ..tl._explain import DIRECTION, PERTURB
 
     p = sub.add_parser(
         "attribute",

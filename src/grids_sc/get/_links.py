@@ -9,7 +9,7 @@ import pandas as pd
 from mudata import MuData
 
 from .. import _records as records
-from ..tl._windows import peak_coordinates
+from .._genome import peak_coordinates
 
 _GENE_COORDS = ("chrom", "start", "end")
 

@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from mudata import MuData
 
-from ..tl._explain import DIRECTION as _SIGN
+from .._engine import DIRECTION as _SIGN
 from ._style import method_color, method_label
 from ._utils import (
     as_str_array,

@@ -15,7 +15,7 @@ from matplotlib.gridspec import GridSpec
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from mudata import MuData
 
-from ..tl._windows import gene_coordinates, peak_coordinates
+from .._genome import gene_coordinates, peak_coordinates
 from ._style import LOGIC_COLORS, PCHIC_COLOR, SCORE_CMAP, method_color, method_label
 from ._utils import (
     finish,

@@ -1,8 +1,8 @@
 """Tools: fit the surrogate, predict expression, measure fidelity, explain genes by CRE subsets."""
 
+from .._engine import TaskError
 from ._attribute import attribute
 from ._evaluate import evaluate
-from ._executor import TaskError
 from ._explain import explain
 from ._fidelity import surrogate_fidelity
 from ._interventional import interventional_fidelity

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ._windows import peak_coordinates, window_pairs
+from .._genome import peak_coordinates, window_pairs
 
 
 def cis_windows(

@@ -10,8 +10,8 @@ from mudata import MuData
 from scipy.stats import hypergeom
 
 from .. import _records as records
+from .._genome import distance_to_gene, peak_coordinates
 from .._logging import logger as log
-from ._windows import distance_to_gene, peak_coordinates
 
 LOGICS = ("single", "or", "and", "decoy")
 

@@ -10,9 +10,9 @@ from mudata import MuData
 
 from .. import _records as records
 from .._device import resolve_device
+from .._inputs import atac_binary, group_codes, obs_column, rna_values
 from .._logging import logger as log
 from ..model import predict_expression as _predict
-from ._inputs import atac_binary, group_codes, obs_column, rna_values
 from ._ridge import pearson_per_column, ridge_predict
 from ._surrogate import get_surrogate
 

@@ -16,10 +16,10 @@ from mudata import MuData
 
 from .. import _records as records
 from .._device import resolve_device
+from .._inputs import atac_binary
 from .._logging import logger as log
 from ..datasets import true_expression
 from ..search import EmbeddingSumProblem
-from ._inputs import atac_binary
 from ._surrogate import get_surrogate
 
 

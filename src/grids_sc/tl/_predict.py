@@ -6,8 +6,8 @@ import numpy as np
 from mudata import MuData
 
 from .._device import resolve_device
+from .._inputs import atac_binary
 from ..model import predict_expression as _predict
-from ._inputs import atac_binary
 from ._surrogate import get_surrogate
 
 

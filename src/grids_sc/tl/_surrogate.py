@@ -11,6 +11,14 @@ from mudata import MuData
 
 from .. import _records as records
 from .._device import resolve_device
+from .._inputs import (
+    atac_binary,
+    group_codes,
+    obs_column,
+    peak_chromosomes,
+    rna_values,
+    split_cells,
+)
 from .._logging import logger as log
 from .._validate import check_paired
 from ..model import (
@@ -30,7 +38,6 @@ from ..model import (
 from ..model._atac import check_chrom_norm
 from ..model._parallel import DataParallel, setup, teardown, want_distributed
 from ._cis import cis_windows, screen_pairs
-from ._inputs import atac_binary, group_codes, obs_column, peak_chromosomes, rna_values, split_cells
 
 MODELS = ("grids", "cis")
 DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer"}  # fit_surrogate(chrom_norm=None)

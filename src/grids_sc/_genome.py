@@ -11,7 +11,7 @@ def peak_coordinates(atac: AnnData, name: str) -> pd.DataFrame:
     """``chrom``/``start``/``end`` of every peak, from ``var`` or parsed from the names."""
     if {"chrom", "start", "end"} <= set(atac.var.columns):
         return atac.var[["chrom", "start", "end"]]
-    from ..pp import parse_peaks
+    from .pp import parse_peaks
 
     try:
         return parse_peaks(atac, copy=True).var[["chrom", "start", "end"]]

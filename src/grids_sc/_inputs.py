@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from .._validate import check_binary, check_finite, get_matrix
+from ._validate import check_binary, check_finite, get_matrix
 
 RNA_TRANSFORMS = ("auto", "log1p", "none")
 

@@ -1,0 +1,56 @@
+"""The private engine under ``tl.explain``, ``tl.attribute`` (and the link caller to come):
+plans of (gene, group) tasks, cell splits, the problems of each task, the executor (serial,
+process pool, Dask), and storing the results through the records module.
+
+Nothing here is public API; the public functions in :mod:`grids_sc.tl` validate their
+arguments, build a :class:`SelectionSettings`, call :func:`make_plan` and :func:`run_plan`,
+and store the results with :func:`write_results`.
+"""
+
+from ._attribution import EXPENSIVE, attribute_task, correlation_inputs
+from ._executor import TaskError, check_executor, run_tasks, weights_token
+from ._plan import MIN_GROUP_CELLS, Plan, Task, group_cells, make_plan, run_plan, task_device
+from ._selection import delta_stats, explain_task, problems, selection_record
+from ._settings import (
+    DIRECTION,
+    MOVES,
+    PERTURB,
+    Direction,
+    Init,
+    Moves,
+    Perturb,
+    SelectionSettings,
+    check_objective,
+)
+from ._write import write_results
+
+__all__ = [
+    "DIRECTION",
+    "EXPENSIVE",
+    "MIN_GROUP_CELLS",
+    "MOVES",
+    "PERTURB",
+    "Direction",
+    "Init",
+    "Moves",
+    "Perturb",
+    "Plan",
+    "SelectionSettings",
+    "Task",
+    "TaskError",
+    "attribute_task",
+    "check_executor",
+    "check_objective",
+    "correlation_inputs",
+    "delta_stats",
+    "explain_task",
+    "group_cells",
+    "make_plan",
+    "problems",
+    "run_plan",
+    "run_tasks",
+    "selection_record",
+    "task_device",
+    "weights_token",
+    "write_results",
+]

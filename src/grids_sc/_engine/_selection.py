@@ -1,0 +1,176 @@
+"""One (gene, group) task on a worker: its cells' split, the problems on each split, the GRIDS
+search, and the record every selection method stores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._device import resolve_device
+from .._inputs import split_cells
+from ..search import EmbeddingSumProblem, run_search
+from ._plan import Task
+from ._settings import SelectionSettings
+
+REL_FLOOR = 0.01  # Rel Δ counts cells predicted at >= 1% of the group mean
+
+
+def named_record(record: dict, names: np.ndarray) -> dict:
+    """The record with the names of its selected peaks (workers return their indices)."""
+    idx = record["selected_index"]
+    out = {}
+    for k, v in record.items():
+        if k == "selected_index":
+            out["selected"] = names[idx]
+        out[k] = v
+    out["per_peak"] = {"peak": names[idx], **record["per_peak"]}
+    return out
+
+
+def delta_stats(before: np.ndarray, after: np.ndarray) -> dict:
+    """Avg Δ = mean(after - before); Rel Δ = mean((after - before) / before) over the cells
+    where the gene is predicted expressed (averaged over genes); and the relative change of
+    the mean.
+
+    A cell counts for Rel Δ when its predicted expression before the perturbation is at
+    least ``REL_FLOOR`` (1%) of the group's mean: the surrogate is clamped at 0, and one cell
+    predicted at 0.0002 that moves to 0.07 would otherwise add +30,000% to a mean over 100
+    cells. ``rel_cells`` is the share of cells that count (averaged over genes).
+    """
+    diff = after - before
+    mean_before = before.mean(0)
+    expressed = before >= np.maximum(REL_FLOOR * mean_before, 1e-8)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(expressed, diff / before, np.nan)
+        rel_means = (after.mean(0) - mean_before) / mean_before
+    return {
+        "avg": float(diff.mean()),
+        "rel": float(np.nanmean(np.nanmean(rel, axis=0)))
+        if np.isfinite(rel).any()
+        else float("nan"),
+        "rel_of_means": float(np.nanmean(rel_means)),
+        "rel_cells": float(expressed.mean()),
+        "n_cells": int(before.shape[0]),
+    }
+
+
+def problems(module, rows, task: Task, settings: SelectionSettings, dev) -> tuple[dict, dict, dict]:
+    """The group's search/validation/test cells (positions in the MuData and in ``rows``) and
+    a problem on each (a split may be empty).
+    """
+    split = split_cells(len(task.cells), None, settings.split_seed)
+    local = {s: np.flatnonzero(split == i) for i, s in enumerate(("train", "validation", "test"))}
+    cells = {s: task.cells[i] for s, i in local.items()}
+    p, sign = settings.perturb_value, settings.sign
+    dev = resolve_device(dev)
+    probs = {
+        s: EmbeddingSumProblem(module, rows[i], task.gene_index, p, sign, dev)
+        for s, i in local.items()
+        if len(i)
+    }
+    return cells, local, probs
+
+
+def explain_task(module, rows, task: Task, settings: SelectionSettings, dev) -> tuple[dict, dict]:
+    """One GRIDS run: the surrogate, the group's CSR rows, the task and the settings ->
+    the record (selected peaks by index) and the ``.var`` columns. Runs on workers.
+    """
+    cells, _, probs = problems(module, rows, task, settings, dev)
+    mask = task.candidates
+    res = run_search(
+        probs["train"],
+        settings.L,
+        candidates=torch.from_numpy(mask),
+        n_candidates=settings.n_candidates,
+        n_steps=settings.n_steps,
+        restarts=settings.restarts,
+        seed=settings.seed,
+        validation=probs.get("validation"),
+        moves=settings.moves,
+        init=settings.init,
+    )
+    sel = torch.from_numpy(res.selection)
+    sign = settings.sign
+    d_final = probs["train"].first_order(sel).cpu().numpy()
+    score = np.where(mask, -d_final, np.nan)
+    width = max(len(t) for t in res.traces)
+    traces = np.full((len(res.traces), width), np.nan)
+    for i, t in enumerate(res.traces):
+        traces[i, : len(t)] = sign * t - 1.0  # relative change of mean expression
+    extra = {
+        "trace": traces[res.best_restart][: len(res.traces[res.best_restart])],
+        "restart_traces": traces,
+        "restart_scores": res.restart_scores,
+        "best_restart": int(res.best_restart),
+    }
+    return selection_record(
+        task, res.selection, score, cells, probs, settings, extra, res.frequency
+    )
+
+
+def selection_record(
+    task: Task,
+    selection: np.ndarray,
+    score: np.ndarray,
+    cells: dict,
+    probs: dict,
+    settings: SelectionSettings,
+    extra: dict,
+    frequency: np.ndarray | None = None,
+    more_settings: dict | None = None,
+) -> tuple[dict, dict]:
+    """The stored record and ``.var`` columns of a selection, the same for every method:
+    Avg/Rel Δ on search and test cells, per-cell predictions, and each selected peak's
+    effect alone and loss of effect when only it is restored (on the search cells). Peaks are
+    given by index (``selected_index``); the names are added when the record is stored.
+    """
+    sel = torch.from_numpy(np.asarray(selection, dtype=np.int64))
+    train = probs["train"]
+    to_rel = settings.sign  # objective = sign * mean relative expression
+    base_value = train.value(torch.empty(0, dtype=torch.long))
+    full_value = train.value(sel)
+    alone = np.array([to_rel * (train.value(sel[[i]]) - base_value) for i in range(len(sel))])
+    keep = [torch.cat([sel[:i], sel[i + 1 :]]) for i in range(len(sel))]
+    restored = np.array([to_rel * (train.value(k) - full_value) for k in keep])
+
+    delta, per_cell = {}, {"cell": [], "split": [], "before": [], "after": []}
+    for s in ("train", "test"):
+        if s not in probs:
+            continue
+        before, after = probs[s].per_cell(sel)
+        for k, v in delta_stats(before, after).items():
+            delta[f"{k}_{s}"] = v
+        per_cell["cell"].append(cells[s])
+        per_cell["split"].append(np.full(len(cells[s]), s))
+        per_cell["before"].append(before)
+        per_cell["after"].append(after)
+    per_cell = {k: np.concatenate(v) for k, v in per_cell.items()}
+    per_cell["cell"] = per_cell["cell"].astype(np.int64)
+
+    mask = task.candidates
+    rank = np.zeros(len(mask), dtype=np.int64)
+    rank[sel.numpy()] = np.arange(1, len(sel) + 1)
+    columns = {"selected": rank > 0, "rank": rank, "score": score.astype(np.float64)}
+    if frequency is not None and settings.restarts > 1:
+        columns["frequency"] = frequency
+    per_peak = {
+        "rank": np.arange(1, len(sel) + 1),
+        "alone": alone,
+        "restored": restored,
+    }
+    if frequency is not None:
+        per_peak["frequency"] = frequency[sel.numpy()]
+    record = {
+        "gene": np.asarray(task.genes, dtype=str),
+        "name": task.name,
+        "group": task.group,
+        "selected_index": sel.numpy().astype(np.int64),
+        **extra,
+        "delta": delta,
+        "per_cell": per_cell,
+        "per_peak": per_peak,
+        "n_candidates_in_window": int(mask.sum()),
+        "settings": {**settings.as_record(), **(more_settings or {})},
+    }
+    return record, columns
