@@ -19,29 +19,42 @@ and checks that all processes ended with the same weights; the first process wri
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from collections.abc import Sequence
 
 import torch.distributed as dist
 
+from ._engine import MODELS
 from ._records import read_surrogate
 from .model._parallel import setup, teardown
 
 TRAIN_OPTIONS = (
-    ("--model", str, "cis", "surrogate architecture: cis or grids"),
-    ("--groupby", str, None, "cell annotation conditioning the discriminator / the split"),
-    ("--rna", str, "rna", "RNA modality"),
-    ("--atac", str, "atac", "ATAC modality"),
-    ("--layer", str, None, "ATAC layer (default .X)"),
-    ("--rna-layer", str, None, "RNA layer (default .X)"),
-    ("--max-epochs", int, 60, "most epochs per phase"),
-    ("--cis-max-epochs", int, 300, "most epochs of the cis heads"),
-    ("--batch-size", int, 256, "cells per step, over all processes"),
-    ("--lr", float, 2e-3, "learning rate"),
-    ("--patience", int, 6, "early-stopping patience"),
-    ("--seed", int, 0, "seed of the split and the training"),
-    ("--key-added", str, "surrogate", "key under .uns['grids']"),
+    ("--model", str, "surrogate architecture"),
+    ("--groupby", str, "cell annotation conditioning the discriminator / the split"),
+    ("--rna", str, "RNA modality"),
+    ("--atac", str, "ATAC modality"),
+    ("--layer", str, "ATAC layer (default .X)"),
+    ("--rna-layer", str, "RNA layer (default .X)"),
+    ("--max-epochs", int, "most epochs per phase"),
+    ("--cis-max-epochs", int, "most epochs of the cis heads"),
+    ("--batch-size", int, "cells per step, over all processes"),
+    ("--lr", float, "learning rate"),
+    ("--patience", int, "early-stopping patience"),
+    ("--seed", int, "seed of the split and the training"),
+    ("--key-added", str, "key in .uns['grids']['surrogates']"),
 )
+
+
+def _fit_defaults() -> dict:
+    """``fit_surrogate``'s defaults, so that the two entry points cannot drift apart."""
+    from .tl import fit_surrogate
+
+    return {
+        name: p.default
+        for name, p in inspect.signature(fit_surrogate).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,8 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("output", help="where the first process writes the fitted .h5mu")
     fit.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    for flag, kind, default, text in TRAIN_OPTIONS:
-        fit.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default})")
+    defaults = _fit_defaults()
+    for flag, kind, text in TRAIN_OPTIONS:
+        default = defaults[flag[2:].replace("-", "_")]
+        extra = {"choices": MODELS} if flag == "--model" else {}
+        fit.add_argument(
+            flag, type=kind, default=default, help=f"{text} (default: {default})", **extra
+        )
     return parser
 
 

@@ -249,18 +249,42 @@ def run_tasks(
             bar.set_postfix(gene=task.name, group=task.group)
             out.append(fn(module, rows_of(task), task, settings, *args))
         return out
-    model = ModelRecord(weights_token(record), record)
+    run = _Run(
+        fn=fn,
+        model=ModelRecord(weights_token(record), record),
+        rows_of=rows_of,
+        tasks=tasks,
+        settings=settings,
+        args=args,
+        threads=worker_threads,
+        desc=desc,
+        show=show,
+    )
     if isinstance(executor, Executor):
-        return _run_futures(fn, model, rows_of, tasks, settings, args, executor, worker_threads,
-                            desc, show)  # fmt: skip
+        return _run_futures(run, executor)
     if isinstance(executor, str):
         from distributed import Client
 
         with Client(executor) as client:
-            return _run_dask(fn, model, rows_of, tasks, settings, args, client, worker_threads,
-                             desc, show)  # fmt: skip
-    return _run_dask(fn, model, rows_of, tasks, settings, args, executor, worker_threads, desc,
-                     show)  # fmt: skip
+            return _run_dask(run, client)
+    return _run_dask(run, executor)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What a run on an executor needs besides the executor: the worker function, the
+    surrogate as plain arrays, the tasks and how to get their rows, what every task shares.
+    """
+
+    fn: Callable
+    model: ModelRecord
+    rows_of: Callable
+    tasks: Sequence
+    settings: object
+    args: tuple
+    threads: int | None
+    desc: str
+    show: bool
 
 
 def _order(tasks: Sequence) -> list[int]:
@@ -310,52 +334,55 @@ def _collect(futures: dict, tasks, wait_all, cancel, desc: str, show: bool) -> l
     return results
 
 
-def _run_futures(fn, model, rows_of, tasks, settings, args, executor, threads, desc, show):
+def _run_futures(run: _Run, executor: Executor) -> list:
     folder = tempfile.mkdtemp(prefix="grids-model-")
+    tasks = run.tasks
     try:
-        ref = save_model_file(model, folder)
+        ref = save_model_file(run.model, folder)
         pid = os.getpid()
-        group_rows = _GroupRows(rows_of)
+        group_rows = _GroupRows(run.rows_of)
         futures = {}
         for i in _order(tasks):
             task = tasks[i]
             fut = executor.submit(
-                _call, fn, ref, group_rows(task), task, settings, args, threads, pid
-            )
+                _call, run.fn, ref, group_rows(task), task, run.settings, run.args, run.threads,
+                pid,
+            )  # fmt: skip
             futures[fut] = i
 
         def cancel(futs):
             for f in futs:
                 f.cancel()
 
-        return _collect(futures, tasks, cf_as_completed, cancel, desc, show)
+        return _collect(futures, tasks, cf_as_completed, cancel, run.desc, run.show)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run_dask(fn, model, rows_of, tasks, settings, args, client, threads, desc, show):
+def _run_dask(run: _Run, client) -> list:
     from distributed import as_completed
 
-    model_future = client.scatter(model, broadcast=True, hash=False)
+    tasks = run.tasks
+    model_future = client.scatter(run.model, broadcast=True, hash=False)
     scattered = []
 
     def scatter(rows):
         scattered.append(client.scatter(rows, hash=False))
         return scattered[-1]
 
-    group_rows = _GroupRows(rows_of, scatter)
-    run = uuid.uuid4().hex[:12]
+    group_rows = _GroupRows(run.rows_of, scatter)
+    token = uuid.uuid4().hex[:12]
     pid = os.getpid()
     futures = {}
     try:
         for i in _order(tasks):
             task = tasks[i]
             fut = client.submit(
-                _call, fn, model_future, group_rows(task), task, settings, args, threads, pid,
-                pure=False, key=f"grids-{desc}-{run}-{i}",
+                _call, run.fn, model_future, group_rows(task), task, run.settings, run.args,
+                run.threads, pid, pure=False, key=f"grids-{run.desc}-{token}-{i}",
             )  # fmt: skip
             futures[fut] = i
-        return _collect(futures, tasks, as_completed, client.cancel, desc, show)
+        return _collect(futures, tasks, as_completed, client.cancel, run.desc, run.show)
     except BaseException:
         client.cancel(list(futures))
         raise

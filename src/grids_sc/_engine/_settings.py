@@ -11,11 +11,13 @@ import numpy as np
 
 from ..search._run import INITS
 
+Model = Literal["grids", "cis"]
 Perturb = Literal["close", "open"]
 Direction = Literal["down", "up"]
 Moves = Literal["pair", "single"]
 Init = Literal["first_order", "greedy"]
 
+MODELS: tuple[str, ...] = get_args(Model)  # fit_surrogate(model=)
 PERTURB: dict[str, float] = {"close": 0.0, "open": 1.0}  # the value a perturbed peak is set to
 DIRECTION: dict[str, float] = {"down": 1.0, "up": -1.0}  # the sign of the objective
 MOVES: tuple[str, ...] = get_args(Moves)

@@ -154,9 +154,9 @@ grids explain / attribute read back with --key.
 def add_fit(sub, common) -> None:
     """``grids fit``."""
     from .. import tl
+    from .._engine import MODELS
     from .._inputs import RNA_TRANSFORMS
     from ..model import CHROM_NORMS
-    from ..tl._surrogate import MODELS
 
     p = sub.add_parser(
         "fit",

@@ -9,7 +9,7 @@ import pandas as pd
 from mudata import MuData
 
 from .. import _records as records
-from .._genome import peak_coordinates
+from .._genome import gene_anchors, peak_coordinates, tss_distance
 
 _GENE_COORDS = ("chrom", "start", "end")
 
@@ -24,55 +24,6 @@ def _modalities(mdata: MuData, record: records.SelectionRecord) -> tuple[str, st
                 f"in the MuData; it has {sorted(mdata.mod)}"
             )
     return rna, atac
-
-
-def gene_anchors(rna_var: pd.DataFrame, genes: Sequence[str]) -> pd.DataFrame | None:
-    """``gene_chrom``, ``tss`` and ``gene_strand`` of ``genes``, or ``None`` without coordinates.
-
-    The TSS is ``var['tss']`` where present (see :func:`grids_sc.pp.annotate_genes`), else
-    ``start`` on the ``+`` strand and ``end`` on the ``-`` strand; NaN without a strand.
-    """
-    if not set(_GENE_COORDS) <= set(rna_var.columns):
-        return None
-    var = rna_var.reindex(list(genes))
-    start = pd.to_numeric(var["start"], errors="coerce").to_numpy(dtype=np.float64)
-    end = pd.to_numeric(var["end"], errors="coerce").to_numpy(dtype=np.float64)
-    if "strand" in var.columns:
-        strand = var["strand"].astype(object).where(var["strand"].notna(), None).to_numpy()
-    else:
-        strand = np.full(len(var), None, dtype=object)
-    tss = np.where(strand == "+", start, np.where(strand == "-", end, np.nan))
-    if "tss" in var.columns:
-        given = pd.to_numeric(var["tss"], errors="coerce").to_numpy(dtype=np.float64)
-        tss = np.where(np.isfinite(given), given, tss)
-    chrom = var["chrom"].astype(object).where(var["chrom"].notna(), None).to_numpy()
-    return pd.DataFrame(
-        {
-            "gene_chrom": pd.array([None if c is None else str(c) for c in chrom], dtype=object),
-            "tss": tss,
-            "gene_strand": pd.array([s if s in ("+", "-") else None for s in strand], dtype=object),
-        },
-        index=pd.Index(list(genes), name="gene"),
-    )
-
-
-def tss_distance(
-    chrom: np.ndarray, start: np.ndarray, end: np.ndarray, anchors: pd.DataFrame
-) -> np.ndarray:
-    """Signed bp from the TSS to the nearest base of each peak, along the gene's strand.
-
-    0 when the peak contains the TSS, positive downstream (into the gene body), negative
-    upstream; measured on the genome's forward strand when the strand is unknown; NaN on
-    another chromosome or without a TSS.
-    """
-    tss = anchors["tss"].to_numpy(dtype=np.float64)
-    start = np.asarray(start, dtype=np.float64)
-    last = np.asarray(end, dtype=np.float64) - 1.0  # half-open ends: the last base
-    forward = np.where(tss < start, start - tss, np.where(tss > last, last - tss, 0.0))
-    minus = anchors["gene_strand"].to_numpy(dtype=object) == "-"
-    dist = np.where(minus, -forward, forward)
-    same = np.asarray(chrom, dtype=object) == anchors["gene_chrom"].to_numpy(dtype=object)
-    return np.where(same & np.isfinite(tss), dist, np.nan)
 
 
 def _integers(values: np.ndarray) -> pd.arrays.IntegerArray:

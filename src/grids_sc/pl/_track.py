@@ -15,7 +15,7 @@ from matplotlib.gridspec import GridSpec
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from mudata import MuData
 
-from .._genome import gene_coordinates, peak_coordinates
+from .._genome import gene_anchors, gene_coordinates, peak_coordinates
 from ._style import LOGIC_COLORS, PCHIC_COLOR, SCORE_CMAP, method_color, method_label
 from ._utils import (
     finish,
@@ -296,6 +296,7 @@ def _draw_genes(a: Axes, a_rna, chrom, lo, hi, targets) -> None:
     on = on[pd.to_numeric(on["start"], errors="coerce") <= hi]
     others = [g for g in on.index.astype(str) if g not in targets]
     order = others + list(targets)  # targets drawn last, on top
+    anchors = gene_anchors(var, order)
     for i, g in enumerate(order):
         row = var.loc[g]
         start, end = float(row["start"]), float(row["end"])
@@ -314,9 +315,7 @@ def _draw_genes(a: Axes, a_rna, chrom, lo, hi, targets) -> None:
             a.plot(xs, np.full(len(xs), y), ls="none", marker=">" if strand == "+" else "<",
                    ms=4, color="white", zorder=4)  # fmt: skip
         if strand in ("+", "-"):
-            tss = start if strand == "+" else end
-            if "tss" in var.columns and pd.notna(row["tss"]):
-                tss = float(row["tss"])
+            tss = float(anchors["tss"].iloc[i])
             sign = 1 if strand == "+" else -1
             a.plot([tss, tss], [y + 0.12, y + 0.55], color=color, lw=1.2, zorder=3)
             a.annotate("", xy=(tss + sign * span / 35, y + 0.55), xytext=(tss, y + 0.55),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._chrom import normalize_chrom
+from .._genome import normalize_chrom
 
 #: gene name columns tried, in this order, when ``gene_col`` is not given
 NAME_COLUMNS = ("gene", "name", "gene_name", "gene_id", "Name")
@@ -224,7 +224,7 @@ def standardize(table: pd.DataFrame, genes: pd.Index, gene_col: str | None) -> p
     -------
     DataFrame
         Indexed by gene name (first row kept for duplicated names), with columns
-        ``chrom`` (``chr``-prefixed, see :func:`grids_sc.pp._chrom.normalize_chrom`),
+        ``chrom`` (``chr``-prefixed, UCSC names as :func:`grids_sc.pp.parse_peaks` writes them),
         ``start``, ``end`` (int64) and ``strand`` (``+``, ``-`` or NaN).
     """
     if not isinstance(table, pd.DataFrame):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._chrom import normalize_chrom
+from .._genome import normalize_chrom
 
 
 def _centres(peaks: pd.DataFrame, what: str) -> dict[str, np.ndarray]:

@@ -2,61 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
-from ._chrom import normalize_chrom
+from .._genome import parse_peak_names
 from ._modality import resolve
-
-# chrom, a separator (":", "-" or "_"), start, a separator ("-" or "_"), end. The chrom part
-# is matched lazily, so contigs holding "_" or "-" (chr1_KI270706v1_random) keep them.
-_PEAK_PATTERN = r"^(?P<chrom>[^\s:]+?)[:_-](?P<start>\d{1,18})[-_](?P<end>\d{1,18})$"
-
-
-def peak_coordinates(names: pd.Index | np.ndarray | list[str]) -> pd.DataFrame:
-    """Parse peak names into a DataFrame with ``chrom`` (str), ``start`` and ``end`` (int64).
-
-    Parameters
-    ----------
-    names
-        Peak names, e.g. ``chr1:100-200``, ``chr1-100-200``, ``1-100-200`` or
-        ``chr1_100_200``.
-
-    Returns
-    -------
-    DataFrame
-        Indexed like ``names``; see :func:`parse_peaks` for the rules.
-
-    Raises
-    ------
-    ValueError
-        When a name cannot be parsed, or a peak has start > end.
-    """
-    index = pd.Index(names)
-    parts = pd.Series(index.astype(str).to_numpy()).str.extract(_PEAK_PATTERN)
-    bad = parts["chrom"].isna().to_numpy()
-    if bad.any():
-        shown = ", ".join(repr(str(n)) for n in index[bad][:5])
-        raise ValueError(
-            f"{int(bad.sum())} of {len(index)} ATAC var_names are not peak coordinates such as "
-            f"'chr1:100-200', 'chr1-100-200' or 'chr1_100_200': {shown}"
-            + (" ..." if bad.sum() > 5 else "")
-        )
-    start = parts["start"].to_numpy().astype(np.int64)
-    end = parts["end"].to_numpy().astype(np.int64)
-    flipped = start > end
-    if flipped.any():
-        shown = ", ".join(repr(str(n)) for n in index[flipped][:5])
-        raise ValueError(
-            f"{int(flipped.sum())} ATAC peaks have start > end: {shown}"
-            + (" ..." if flipped.sum() > 5 else "")
-        )
-    return pd.DataFrame(
-        {"chrom": normalize_chrom(parts["chrom"].to_numpy()), "start": start, "end": end},
-        index=index,
-    )
 
 
 def parse_peaks(
@@ -94,7 +44,7 @@ def parse_peaks(
         peak has start > end; ``data`` is left unchanged.
     """
     adata = resolve(data, atac, "atac")
-    coords = peak_coordinates(adata.var_names)
+    coords = parse_peak_names(adata.var_names)
     target = data.copy() if copy else data
     out = resolve(target, atac, "atac")
     for col in ("chrom", "start", "end"):

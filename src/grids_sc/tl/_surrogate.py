@@ -11,6 +11,7 @@ from mudata import MuData
 
 from .. import _records as records
 from .._device import resolve_device
+from .._engine import MODELS
 from .._inputs import (
     atac_binary,
     group_codes,
@@ -39,7 +40,6 @@ from ..model._atac import check_chrom_norm
 from ..model._parallel import DataParallel, setup, teardown, want_distributed
 from ._cis import cis_windows, screen_pairs
 
-MODELS = ("grids", "cis")
 DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer"}  # fit_surrogate(chrom_norm=None)
 MIN_CELLS = 20
 
@@ -234,9 +234,16 @@ def fit_surrogate(
         dev = parallel.device
     try:
         module, history, cis_train = _fit(
-            arch, peak_chrom, x, y, groups, train_idx, val_idx, train, windows,
-            (cis_peaks, cis_dim, cis_hidden, cis_max_epochs), dev, seed, progress, parallel,
-        )  # fmt: skip
+            arch,
+            CisHeadSettings(cis_peaks, cis_dim, cis_hidden, cis_max_epochs),
+            train,
+            data=(peak_chrom, x, y, groups, train_idx, val_idx),
+            windows=windows,
+            device=dev,
+            seed=seed,
+            progress=progress,
+            parallel=parallel,
+        )
     finally:
         teardown(started)
     record = surrogate_to_record(module)
@@ -281,12 +288,40 @@ def fit_surrogate(
     return target if copy else None
 
 
+@dataclass(frozen=True)
+class CisHeadSettings:
+    """``model="cis"``: how many window peaks each gene's head sees, its sizes and epochs."""
+
+    max_peaks: int | None
+    dim: int
+    hidden: int
+    max_epochs: int
+
+
 def _fit(
-    arch, peak_chrom, x, y, groups, train_idx, val_idx, train, windows, cis, dev, seed,
-    progress, parallel: DataParallel | None,
-):  # fmt: skip
-    """The shared surrogate's phases, then (with cis ``windows``) the screen and the heads."""
-    cis_peaks, cis_dim, cis_hidden, cis_max_epochs = cis
+    arch: SurrogateConfig,
+    cis: CisHeadSettings,
+    train: TrainConfig,
+    *,
+    data: tuple,
+    windows,
+    device,
+    seed: int,
+    progress: bool,
+    parallel: DataParallel | None,
+):
+    """The shared surrogate's phases, then (with cis ``windows``) the screen and the heads.
+
+    ``data`` is ``(peak_chrom, x, y, groups, train_idx, val_idx)``.
+    """
+    peak_chrom, x, y, groups, train_idx, val_idx = data
+    dev = device
+    cis_peaks, cis_dim, cis_hidden, cis_max_epochs = (
+        cis.max_peaks,
+        cis.dim,
+        cis.hidden,
+        cis.max_epochs,
+    )
     cis_train = None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
