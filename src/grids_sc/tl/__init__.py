@@ -1,6 +1,7 @@
 """Tools: fit the surrogate, predict expression, measure fidelity, explain genes by CRE subsets."""
 
 from ._attribute import attribute
+from ._crispr import crispr_pairs, evaluate_crispr
 from ._evaluate import evaluate
 from ._executor import TaskError
 from ._explain import explain
@@ -12,7 +13,9 @@ from ._surrogate import fit_surrogate, get_surrogate
 __all__ = [
     "TaskError",
     "attribute",
+    "crispr_pairs",
     "evaluate",
+    "evaluate_crispr",
     "explain",
     "fit_surrogate",
     "get_surrogate",
