@@ -29,7 +29,8 @@ _VALUES = ("alone", "restored", "score", "frequency")
 
 def _orientation(table: pd.DataFrame, mdata: MuData, value: str) -> np.ndarray:
     """+1 or -1 per row so that ``sign * value`` is larger the more the peak moves its gene
-    in the direction each result searched (``alone`` and ``restored`` are signed changes)."""
+    in the direction each result searched (``alone`` and ``restored`` are signed changes).
+    """
     if value in ("score", "frequency"):
         return np.ones(len(table))
     store = mdata.uns["grids"]["explain"]
@@ -45,7 +46,8 @@ def _orientation(table: pd.DataFrame, mdata: MuData, value: str) -> np.ndarray:
 
 def element_class(table: pd.DataFrame) -> np.ndarray:
     """``promoter`` (within 500 bp of the gene's TSS), ``genic`` (in the gene's body, as far as
-    the RNA ``var`` gives it) or ``distal``."""
+    the RNA ``var`` gives it) or ``distal``.
+    """
     near = np.abs(table["tss_distance"].to_numpy(dtype=np.float64, na_value=np.nan)) <= PROMOTER_BP
     body = np.zeros(len(table), dtype=bool)
     if {"gene_start", "gene_end"} <= set(table.columns):

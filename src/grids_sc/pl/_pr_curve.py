@@ -110,7 +110,8 @@ def pr_curve(
         reach = np.flatnonzero(r >= MIN_RECALL)
         if len(reach):
             a.plot([r[reach[0]]], [at], "o", color=color, ms=5)
-    a.axhline(label.mean(), color="#333333", lw=0.8, ls=":", label=f"positives ({label.mean():.1%})")
+    share = label.mean()
+    a.axhline(share, color="#333333", lw=0.8, ls=":", label=f"positives ({share:.1%})")
     a.axvline(MIN_RECALL, color="#BBBBBB", lw=0.6, zorder=0)
     a.set_xlim(0, 1)
     a.set_ylim(0, 1.02)

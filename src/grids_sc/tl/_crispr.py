@@ -178,11 +178,11 @@ def _tss_centre(expt: pd.DataFrame, genes: pd.DataFrame | None) -> np.ndarray:
                 f"genes= needs columns {sorted(need)} (e.g. grids.datasets.gene_bounds()); it "
                 f"has {list(genes.columns)[:10]}"
             )
-        g = genes.drop_duplicates("gene").set_index(genes.drop_duplicates("gene")["gene"].astype(str))
-        tss = np.where(g["strand"] == "-", g["end"], np.where(g["strand"] == "+", g["start"], np.nan))
-        return expt["measuredGeneSymbol"].astype(str).map(pd.Series(tss, index=g.index)).to_numpy(
-            dtype=np.float64
-        )
+        g = genes.drop_duplicates("gene")
+        strand = g["strand"].astype(str).to_numpy()
+        tss = np.where(strand == "-", g["end"], np.where(strand == "+", g["start"], np.nan))
+        by_gene = pd.Series(tss.astype(np.float64), index=g["gene"].astype(str).to_numpy())
+        return expt["measuredGeneSymbol"].astype(str).map(by_gene).to_numpy(dtype=np.float64)
     if {"startTSS", "endTSS"} <= set(expt.columns):
         start = pd.to_numeric(expt["startTSS"], errors="coerce").to_numpy(dtype=np.float64)
         end = pd.to_numeric(expt["endTSS"], errors="coerce").to_numpy(dtype=np.float64)
@@ -191,8 +191,9 @@ def _tss_centre(expt: pd.DataFrame, genes: pd.DataFrame | None) -> np.ndarray:
 
 
 def _distances(expt: pd.DataFrame, genes: pd.DataFrame | None) -> np.ndarray:
-    """bp from each element's centre to its gene's TSS: from ``genes``, else the table's
-    ``distanceToTSS``, else the centre of its ``startTSS``/``endTSS`` (NaN where none)."""
+    """Distance (bp) from each element's centre to its gene's TSS: from ``genes``, else the table's
+    ``distanceToTSS``, else the centre of its ``startTSS``/``endTSS`` (NaN where none).
+    """
     centre = (expt["chromStart"].to_numpy(np.float64) + expt["chromEnd"].to_numpy(np.float64)) / 2
     dist = np.abs(centre - _tss_centre(expt, genes))
     if genes is None and "distanceToTSS" in expt.columns:
@@ -266,7 +267,8 @@ def crispr_pairs(
 def _overlap_scores(expt: pd.DataFrame, pred: pd.DataFrame, aggregate: str, by_type: bool):
     """Per pair, the aggregate of the scores of overlapping predicted elements of its gene
     (NaN where none). Coordinates are compared as closed intervals, as GenomicRanges does
-    with the BED columns the pipeline passes it: elements sharing an end base overlap."""
+    with the BED columns the pipeline passes it: elements sharing an end base overlap.
+    """
     e_key = expt["chrom"].astype(str) + "\t" + expt["measuredGeneSymbol"].astype(str)
     p_key = pred["chrom"] + "\t" + pred["gene"]
     if by_type:
@@ -328,7 +330,8 @@ def pr_points(
 
 def auprc_from_points(precision: np.ndarray, recall: np.ndarray) -> float:
     """Trapezoid rule over the points, highest threshold first, leaving out the last point
-    (the lowest score, where every pair is called and the unpredicted pairs enter)."""
+    (the lowest score, where every pair is called and the unpredicted pairs enter).
+    """
     p, r = precision[:-1], recall[:-1]
     if len(p) < 2:
         return 0.0
@@ -355,7 +358,8 @@ def auprc(score: np.ndarray, label: np.ndarray) -> float:
 
 def _bootstrap(scores: dict[str, np.ndarray], label: np.ndarray, n_boot: int, seed: int, conf):
     """Percentile intervals of each predictor's AUPRC over pairs resampled with replacement
-    (the same resamples for every predictor)."""
+    (the same resamples for every predictor).
+    """
     n = len(label)
     rng = np.random.default_rng(seed)
     values = {k: [] for k in scores}
