@@ -66,8 +66,8 @@ def read_crispr(crispr: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
             "(and ValidConnection, CellType, startTSS/endTSS), as the ENCODE benchmark files do"
         )
     if "ValidConnection" in table.columns:
-        vc = table["ValidConnection"]
-        valid = vc.to_numpy() if vc.dtype == bool else (vc.astype(str).str.strip() == "TRUE")
+        valid = [v is True or isinstance(v, np.bool_) and bool(v) or str(v).strip() == "TRUE"
+                 for v in table["ValidConnection"]]  # fmt: skip
         table = table.loc[np.asarray(valid, dtype=bool)]
     out = table.reset_index(drop=True).copy()
     out["Regulated"] = _as_bool(out["Regulated"], "Regulated")
