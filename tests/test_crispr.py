@@ -66,8 +66,14 @@ HAND = [
     (160000, 160100, "A", "FALSE", "TRUE", 0),
     (5000, 5100, "A", "TRUE", "overlaps potential promoter", 0),  # not valid: left out
 ]
-HAND_PRED = [(1050, 1060, "A", 0.9), (2000, 2100, "A", 0.8), (30050, 30300, "A", 0.7),
-             (40000, 40050, "A", 0.6), (5000, 5100, "A", 5.0), (150000, 150100, "B", 9.0)]  # fmt: skip
+HAND_PRED = [
+    (1050, 1060, "A", 0.9),
+    (2000, 2100, "A", 0.8),
+    (30050, 30300, "A", 0.7),
+    (40000, 40050, "A", 0.6),
+    (5000, 5100, "A", 5.0),  # an invalid pair's element
+    (150000, 150100, "B", 9.0),  # another gene
+]
 
 
 def test_hand_made_auprc_and_precision_at_70_recall():
@@ -125,8 +131,12 @@ def test_overlapping_elements_are_aggregated():
 
 
 def test_cell_type_mapping():
-    rows = [(1000, 1100, "A", "TRUE", "TRUE", 0), (2000, 2100, "A", "FALSE", "TRUE", 0),
-            (3000, 3100, "A", "TRUE", "TRUE", 0), (4000, 4100, "A", "FALSE", "TRUE", 0)]  # fmt: skip
+    rows = [
+        (1000, 1100, "A", "TRUE", "TRUE", 0),
+        (2000, 2100, "A", "FALSE", "TRUE", 0),
+        (3000, 3100, "A", "TRUE", "TRUE", 0),
+        (4000, 4100, "A", "FALSE", "TRUE", 0),
+    ]
     crispr = _crispr(rows).assign(CellType=["K562", "K562", "GM12878", "GM12878"])
     pred = _pred([(1000, 1100, "A", 1.0), (3000, 3100, "A", 2.0)], cell_type="K562_ABC")
     # one prediction cell type, no mapping: every pair, whatever its cell type
@@ -342,7 +352,7 @@ def test_e2g_export_reads_back_and_scores_the_same(explained, tmp_path):
         header = fh.readline().rstrip("\n").split("\t")
     # the columns CRISPR_comparison reads (chr start end TargetGene CellType and a score),
     # in the ENCODE E2G order, then the score columns
-    assert header == [*E2G_COLUMNS, "Score", "rank", "alone", "restored", "score"]
+    assert header == [*E2G_COLUMNS, "Score", "rank", "alone", "restored", "score", "frequency"]
     back = pd.read_csv(path, sep="\t")
     table = grids.io.e2g_table(m, keys)
     assert len(back) == 8 and set(back["TargetGene"]) == set(GENES)
