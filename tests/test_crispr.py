@@ -302,6 +302,26 @@ def test_distance_baseline_on_k562_training_matches_an_independent_implementatio
               f"{base['precision_at_70_recall']:.4f}")  # fmt: skip
 
 
+def test_crispr_benchmark_without_shared_data(monkeypatch, tmp_path):
+    from grids_sc.datasets import _shared
+
+    monkeypatch.setattr(_shared, "_candidates", lambda: [tmp_path])
+    with pytest.raises(grids.datasets.SharedDataNotFound, match="GRIDS_SHARED_DATA"):
+        grids.datasets.crispr_benchmark("Fulco2019")
+
+
+def test_cli_help_lists_every_option(capsys):
+    import inspect
+
+    assert main(["crispr", "--help"]) == 0
+    text = capsys.readouterr().out
+    for name in inspect.signature(grids.tl.evaluate_crispr).parameters:
+        if name not in ("predictions", "crispr"):
+            assert f"--{name.replace('_', '-')}" in text, name
+    assert main(["export", "--help"]) == 0
+    assert "e2g" in capsys.readouterr().out
+
+
 def test_crispr_benchmark_loader():
     table = _shared("training_K562")
     assert len(table) == 10356 and table["Regulated"].sum() == 471

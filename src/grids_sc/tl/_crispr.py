@@ -98,7 +98,9 @@ def _read_predictions(predictions, score: str, keys) -> pd.DataFrame:
     elif isinstance(predictions, (str, os.PathLike)):
         if not os.path.exists(predictions):
             raise FileNotFoundError(f"predictions file {str(predictions)!r} not found")
-        table = pd.read_csv(predictions, sep="\t", dtype={"CellType": str, "TargetGene": str})
+        wanted = {*PREDICTION_COLUMNS, "CellType", score}  # genome-wide files are large
+        table = pd.read_csv(predictions, sep="\t", usecols=lambda c: c in wanted,
+                            dtype={"CellType": str, "TargetGene": str})  # fmt: skip
     elif isinstance(predictions, pd.DataFrame):
         table = predictions
     else:
