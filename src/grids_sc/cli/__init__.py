@@ -7,6 +7,7 @@ import sys
 import warnings
 
 from ._commands import add_attribute, add_evaluate, add_explain, add_export, add_fit
+from ._crispr import add_crispr
 from ._options import CLIError, OneLineParser, one_line, stderr_writer
 from ._quickstart import add_parser as add_quickstart
 
@@ -20,6 +21,7 @@ A pipeline runs the steps on .h5mu files, each reading the previous step's outpu
       --groups "CD14+ Monocytes" --window 250000
   grids evaluate explained.h5mu --table evaluation.tsv
   grids export explained.h5mu -o links.bedpe
+  grids crispr explained.h5mu crispr_pairs.tsv.gz --cell-type K562
 
 Steps that change the MuData need -o/--output (a new file: pipelines track outputs by
 name) or --inplace (rewrite the input). Outputs are written to a temporary file and moved
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"grids-sc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
     add_quickstart(sub, common)
-    for add in (add_fit, add_explain, add_attribute, add_evaluate, add_export):
+    for add in (add_fit, add_explain, add_attribute, add_evaluate, add_export, add_crispr):
         add(sub, common)
     return parser
 

@@ -33,6 +33,10 @@ FORMAT_SUFFIXES = {
     ".interact.bed": "interact",
     ".tsv": "tsv",
     ".txt": "tsv",
+    ".e2g": "e2g",
+    ".e2g.tsv": "e2g",
+    ".e2g.tsv.gz": "e2g",
+    ".tsv.gz": "e2g",
 }
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -480,10 +484,12 @@ example:
   grids export explained.h5mu -o links.bedpe                  # IGV, bedtools
   grids export explained.h5mu -o links.interact.bed --value restored   # UCSC interact
   grids export explained.h5mu -o links.tsv --keys "grids_HLA-DQB1_CD14+ Monocytes"
+  grids export explained.h5mu -o grids.e2g.tsv.gz   # ENCODE E2G, for the CRISPR benchmark
 
-The format follows the suffix (.bedpe; .interact, .inter.bed or .interact.bed; .tsv or .txt)
-unless --format is given. Browser formats link each selected peak to its gene's TSS and
-need gene coordinates with a strand in the RNA var (grids fit --gene-bounds).
+The format follows the suffix (.bedpe; .interact, .inter.bed or .interact.bed; .tsv or .txt;
+.e2g, .e2g.tsv or .tsv.gz for ENCODE E2G predictions) unless --format is given. Browser and
+E2G formats link each selected peak to its gene's TSS and need gene coordinates with a
+strand in the RNA var (grids fit --gene-bounds). Score E2G files with 'grids crispr'.
 """
 
 
@@ -499,7 +505,8 @@ def add_export(sub, common) -> None:
         help="write peak-gene links for genome browsers (grids.io.write_links)",
         description=_wrap(
             "Write the stored results as peak-gene links (grids.io.write_links): IGV "
-            "BEDPE, UCSC interact, or the tidy table of grids.get.links as TSV."
+            "BEDPE, UCSC interact, the tidy table of grids.get.links as TSV, or ENCODE E2G "
+            "predictions for the CRISPR enhancer-gene benchmark."
         ),
         epilog=EXPORT_EXAMPLE,
     )

@@ -3,8 +3,8 @@
 - :func:`pbmc10k_tiles` and :func:`pchic_support`: a real 10x PBMC multiome subset and its
   promoter-capture Hi-C support, shipped inside the package.
 - :func:`read_shared` and the named loaders (:func:`a549_scicar`, :func:`h1_snareseq`,
-  :func:`gene_bounds`, :func:`mnist`): larger files read from a local ``shared/data``
-  folder; nothing is ever downloaded.
+  :func:`gene_bounds`, :func:`mnist`, :func:`crispr_benchmark`): larger files read from a
+  local ``shared/data`` folder; nothing is ever downloaded.
 - :func:`synthetic_multiome`: a seeded multiome simulator with planted cis-regulatory
   elements and their true knock-out effects (:func:`true_expression`).
 """
@@ -13,6 +13,7 @@ from ._pbmc import pbmc10k_tiles, pchic_support
 from ._shared import (
     SharedDataNotFound,
     a549_scicar,
+    crispr_benchmark,
     gene_bounds,
     h1_snareseq,
     mnist,
@@ -24,6 +25,7 @@ from ._simulate import synthetic_multiome, true_expression
 __all__ = [
     "SharedDataNotFound",
     "a549_scicar",
+    "crispr_benchmark",
     "gene_bounds",
     "h1_snareseq",
     "mnist",

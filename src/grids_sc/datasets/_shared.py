@@ -26,6 +26,14 @@ _FILES = {
     "gene_bounds": "annotations/CollapsedGeneBounds.hg38.bed",
     "mnist": "mnist/mnist_5k.csv.gz",
 }
+#: the ENCODE CRISPR enhancer–gene benchmark (EngreitzLab CRISPR_comparison, MIT)
+CRISPR_FILES = {
+    "training_k562": "EPCrisprBenchmark_combined_data.training_K562.GRCh38.tsv.gz",
+    "heldout_5_cell_types": "EPCrisprBenchmark_combined_data.heldout_5_cell_types.GRCh38.tsv.gz",
+    "fulco2019": "EPCrisprBenchmark_Fulco2019_K562_GRCh38.tsv.gz",
+    "abc_fulco2019": "ABC_K562_Fulco2019Genes_GRCh38.tsv.gz",
+}
+_FILES.update({f"crispr_{k}": f"crispr_benchmark/{v}" for k, v in CRISPR_FILES.items()})
 
 
 class SharedDataNotFound(FileNotFoundError):
@@ -73,7 +81,8 @@ def read_shared(name: str) -> md.MuData | pd.DataFrame:
     ----------
     name
         One of ``"a549_scicar"``, ``"h1_snareseq"``, ``"pbmc10k_tiles"`` (MuData),
-        ``"gene_bounds"`` or ``"mnist"`` (DataFrame).
+        ``"gene_bounds"``, ``"mnist"`` or ``"crispr_{name}"`` (DataFrame, see
+        :func:`crispr_benchmark`).
 
     Raises
     ------
@@ -86,6 +95,7 @@ def read_shared(name: str) -> md.MuData | pd.DataFrame:
         "pbmc10k_tiles": lambda: md.read_h5mu(str(_path("pbmc10k_tiles"))),
         "gene_bounds": gene_bounds,
         "mnist": mnist,
+        **{f"crispr_{k}": (lambda k=k: crispr_benchmark(k)) for k in CRISPR_FILES},
     }
     if name not in loaders:
         raise KeyError(f"unknown shared data set {name!r}; known: {sorted(loaders)}")
@@ -173,3 +183,42 @@ def mnist() -> tuple[np.ndarray, np.ndarray]:
     with gzip.open(_path("mnist"), "rt") as fh:
         arr = np.loadtxt(fh, delimiter=",", dtype=np.int64)
     return arr[:, :784].reshape(-1, 28, 28).astype(np.uint8), arr[:, 784]
+
+
+def crispr_benchmark(name: str = "training_K562") -> pd.DataFrame:
+    """A table of the ENCODE CRISPR enhancer–gene benchmark (CRISPR_comparison, MIT).
+
+    The ground truth ENCODE-rE2G and scE2G are judged by, for
+    :func:`grids_sc.tl.evaluate_crispr`. Read from ``crispr_benchmark/`` in the shared data
+    folder (not shipped, never downloaded); ``ValidConnection`` is kept as text.
+
+    Parameters
+    ----------
+    name
+        (case-insensitive)
+
+        - ``"training_K562"``: 10,356 element–gene pairs tested by CRISPRi in K562, 471
+          ``Regulated`` (Gschwind et al. 2025), with chromatin and power annotations.
+        - ``"heldout_5_cell_types"``: 4,378 pairs in K562, GM12878, HCT116, Jurkat and
+          WTC11, 190 ``Regulated``.
+        - ``"Fulco2019"``: the pipeline's example set, CRISPRi-FlowFISH in K562 (5,091
+          pairs, 3,852 with ``ValidConnection`` ``"TRUE"``).
+        - ``"ABC_Fulco2019"``: ABC predictions for the Fulco 2019 genes in the ENCODE E2G
+          format (score ``powerlaw.Score``; the pipeline sums it over overlapping elements
+          and fills 0).
+
+    Raises
+    ------
+    KeyError
+        For an unknown name.
+    SharedDataNotFound
+        When the file is not on this machine.
+    """
+    key = str(name).lower()
+    if key not in CRISPR_FILES:
+        known = ["training_K562", "heldout_5_cell_types", "Fulco2019", "ABC_Fulco2019"]
+        raise KeyError(f"unknown CRISPR benchmark table {name!r}; known: {known}")
+    dtype = {"CellType": str, "TargetGene": str}
+    if key != "abc_fulco2019":
+        dtype["ValidConnection"] = str
+    return pd.read_csv(_path(f"crispr_{key}"), sep="\t", dtype=dtype)

@@ -1,4 +1,4 @@
-"""Write peak–gene links for genome browsers: IGV BEDPE, UCSC interact, or a tidy TSV."""
+"""Write peak–gene links: IGV BEDPE, UCSC interact, a tidy TSV, or ENCODE E2G predictions."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pandas as pd
 from mudata import MuData
 
 from ..get import links as get_links
+from ._e2g import e2g_table, write_e2g
 
-FORMATS = ("bedpe", "interact", "tsv")
+FORMATS = ("bedpe", "interact", "tsv", "e2g")
 #: value < 0 (perturbing the peak lowers the gene's prediction), value >= 0
 COLORS = ("178,24,43", "33,102,172")
 BEDPE_COLUMNS = (
@@ -87,36 +88,51 @@ def write_links(
           chromosomes (possible only for runs without ``window``) is written as two
           records, one on each chromosome, as the format asks.
         - ``"tsv"``: the tidy :func:`grids_sc.get.links` table with a header row.
+        - ``"e2g"``: ENCODE E2G predictions, the format of ABC and ENCODE-rE2G that
+          EngreitzLab's CRISPR_comparison benchmark reads (tab-separated with a header,
+          gzip-compressed when ``path`` ends in ``.gz``): ``chr start end name class
+          TargetGene TargetGeneTSS CellType`` with one TSS per gene and the result's group
+          as the cell type, then the score columns ``Score`` (``value``, oriented so that
+          larger is a stronger link), ``rank``, ``alone``, ``restored``, ``score`` (and
+          ``frequency``); see :func:`grids_sc.io.e2g_table`. Score it with
+          :func:`grids_sc.tl.evaluate_crispr` or hand it to the pipeline with
+          ``pred_col`` ``Score``.
     value
         Column of the links table written as the link's value: ``"alone"`` (default),
         ``"restored"``, ``"score"`` or ``"frequency"`` (written with 6 significant digits;
         0 where missing, as the frequency of ``attribute`` results). The 0–1000 ``score`` is
         ``round(1000 * |value| / max |value|)`` over the file; the colour is red
         (``178,24,43``) where the value is negative (perturbing the peak lowers the gene's
-        prediction) and blue (``33,102,172``) otherwise.
+        prediction) and blue (``33,102,172``) otherwise. For ``e2g``, the quantity
+        ``Score`` holds (see :func:`grids_sc.io.e2g_table`).
     track_name
         The track line's ``name``. (Whitespace in the names, groups and keys written into
-        BEDPE and interact fields becomes ``_``.)
+        BEDPE and interact fields becomes ``_``.) Not used by ``tsv`` and ``e2g``.
     description
         The track line's ``description`` (default: the number of results and links).
 
     Raises
     ------
     ValueError
-        For an unknown format or value, when there are no results, or, for ``bedpe`` and
-        ``interact``, when no link has a gene TSS.
+        For an unknown format or value, when there are no results, for ``bedpe``,
+        ``interact`` and ``e2g`` when no link has a gene TSS, or for ``e2g`` when two
+        results hold the same element–gene pair of a cell type.
     KeyError
         When a key is not a stored result.
 
     Warns
     -----
     UserWarning
-        When some links are left out of a ``bedpe`` or ``interact`` file for lack of a TSS.
+        When some links are left out of a ``bedpe``, ``interact`` or ``e2g`` file for lack
+        of a TSS.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
     if value not in _VALUES:
         raise ValueError(f"value must be one of {list(_VALUES)}, got {value!r}")
+    if format == "e2g":
+        write_e2g(e2g_table(mdata, keys, value=value), Path(path))
+        return
     table = get_links(mdata, keys)
     path = Path(path)
     if format == "tsv":

@@ -15,6 +15,8 @@ axes), ``show=`` (default: show unless ``ax`` is given or the backend cannot sho
   restored (redundant and cooperative peaks).
 - :func:`fidelity`: held-out fidelity of the surrogate vs ridge, per gene and per cell.
 - :func:`mask`: a selection of image pixels (the MNIST sanity check).
+- :func:`pr_curve`: precision–recall on CRISPRi ground truth vs the distance baseline (from
+  :func:`grids_sc.tl.crispr_pairs`).
 
 Methods have the same colours in every plot (``METHOD_COLORS``).
 """
@@ -24,6 +26,7 @@ from ._delta import delta
 from ._fidelity import fidelity
 from ._interactions import interactions
 from ._mask import mask
+from ._pr_curve import pr_curve
 from ._style import METHOD_COLORS
 from ._trace import trace
 from ._track import track
@@ -35,6 +38,7 @@ __all__ = [
     "fidelity",
     "interactions",
     "mask",
+    "pr_curve",
     "trace",
     "track",
 ]

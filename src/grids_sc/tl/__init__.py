@@ -2,6 +2,7 @@
 
 from .._engine import TaskError
 from ._attribute import attribute
+from ._crispr import crispr_pairs, evaluate_crispr
 from ._evaluate import evaluate
 from ._explain import explain
 from ._fidelity import surrogate_fidelity
@@ -12,7 +13,9 @@ from ._surrogate import fit_surrogate, get_surrogate
 __all__ = [
     "TaskError",
     "attribute",
+    "crispr_pairs",
     "evaluate",
+    "evaluate_crispr",
     "explain",
     "fit_surrogate",
     "get_surrogate",
