@@ -17,7 +17,7 @@ import pytest
 import grids_sc as grids
 from grids_sc.cli import main
 from grids_sc.io import E2G_COLUMNS
-from grids_sc.tl._crispr import auprc, pr_points
+from grids_sc._crispr import auprc, pr_points
 
 matplotlib.use("Agg")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..tl._crispr import AGGREGATES
+from .._crispr import AGGREGATES
 from ._files import read_h5mu, write_text
 from ._options import CLIError, add_function_options, function_kwargs
 

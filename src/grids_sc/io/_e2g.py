@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from .. import _records as records
 from ..get import links as get_links
 
 #: the identifying columns of every E2G file, in order (the score columns follow)
@@ -33,11 +34,9 @@ def _orientation(table: pd.DataFrame, mdata: MuData, value: str) -> np.ndarray:
     """
     if value in ("score", "frequency"):
         return np.ones(len(table))
-    store = mdata.uns["grids"]["explain"]
     down = {}
     for key in pd.unique(table["key"]):
-        direction = store[key].get("settings", {}).get("direction", "down")
-        down[key] = str(np.asarray(direction).reshape(-1)[0]) != "up"
+        down[key] = records.read_selection(mdata, str(key)).direction != "up"
     is_down = table["key"].map(down).to_numpy(dtype=bool)
     # closing a needed peak alone lowers the gene (alone < 0); restoring it gives the loss back
     sign = np.where(is_down, -1.0, 1.0)
@@ -178,9 +177,8 @@ def e2g_table(
 
 def _rna_var(mdata: MuData, table: pd.DataFrame) -> pd.DataFrame | None:
     """The RNA ``var`` with numeric ``start``/``end`` of the genes in ``table`` (or ``None``)."""
-    from ..get._links import _modalities, _record
-
-    rna, _ = _modalities(mdata, _record(mdata, str(table["key"].iloc[0])))
+    record = records.read_selection(mdata, str(table["key"].iloc[0]))
+    rna, _ = records.modalities_of(mdata, record.surrogate)
     var = mdata.mod[rna].var
     if not {"start", "end"} <= set(var.columns):
         return None

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from ..tl._crispr import (
+from .._crispr import (
     BASELINE,
     MIN_RECALL,
     PAIR_COLUMNS,
