@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 import mudata as _mudata
 
 from . import datasets, get, io, pl, pp, tl
+from ._logging import set_verbosity
 
 # MuData otherwise copies modality annotations into the global object on every update,
 # which is slow and surprising for the per-modality columns this package writes.
@@ -24,4 +25,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["datasets", "get", "io", "pl", "pp", "tl", "__version__"]
+__all__ = ["datasets", "get", "io", "pl", "pp", "set_verbosity", "tl", "__version__"]

@@ -71,6 +71,8 @@ def evaluate(
         if not need <= set(pchic.columns):
             raise ValueError(f"pchic needs columns {sorted(need)}")
         params["pchic"] = f"DataFrame of {len(pchic)} rows"
+    if not records.keys(mdata, "selection") or (keys is not None and not len(keys)):
+        raise ValueError("no results to evaluate: run grids.tl.explain or grids.tl.attribute")
     selections = records.read_selections(mdata, keys)
     rows = [_evaluate_one(mdata, rec, pchic, within, rna, atac) for rec in selections]
     df = pd.DataFrame(rows)
