@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 import grids_sc as grids
+from grids_sc._crispr import auprc, pr_points
 from grids_sc.cli import main
 from grids_sc.io import E2G_COLUMNS
-from grids_sc._crispr import auprc, pr_points
 
 matplotlib.use("Agg")
 
