@@ -56,6 +56,27 @@ def element_class(table: pd.DataFrame) -> np.ndarray:
     return np.where(near, "promoter", np.where(body, "genic", "distal"))
 
 
+def links_with_tss(table: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The links of ``table`` whose gene has a TSS on a known chromosome; an error naming
+    ``what`` when none has, a warning naming the genes left out otherwise.
+    """
+    has_tss = (table["tss"].notna() & table["gene_chrom"].notna()).to_numpy()
+    if not has_tss.any():
+        raise ValueError(
+            f"{what} need each gene's TSS: none of the genes "
+            f"{sorted(set(table['gene']))[:5]} has a strand or tss in the RNA var"
+        )
+    if not has_tss.all():
+        lacking = sorted(set(table.loc[~has_tss, "gene"]))
+        warnings.warn(
+            f"leaving out {int((~has_tss).sum())} links of genes without a TSS: {lacking[:5]}",
+            UserWarning,
+            stacklevel=3,
+        )
+        table = table.loc[has_tss].reset_index(drop=True)
+    return table
+
+
 def e2g_table(
     mdata: MuData,
     keys: str | Sequence[str] | None = None,
@@ -120,20 +141,7 @@ def e2g_table(
             "E2G predictions need each gene's TSS: the RNA var has no chrom/start/end; add "
             "them with grids.pp.annotate_genes()"
         )
-    has_tss = (table["tss"].notna() & table["gene_chrom"].notna()).to_numpy()
-    if not has_tss.any():
-        raise ValueError(
-            "E2G predictions need each gene's TSS: none of the genes "
-            f"{sorted(set(table['gene']))[:5]} has a strand or tss in the RNA var"
-        )
-    if not has_tss.all():
-        lacking = sorted(set(table.loc[~has_tss, "gene"]))
-        warnings.warn(
-            f"leaving out {int((~has_tss).sum())} links of genes without a TSS: {lacking[:5]}",
-            UserWarning,
-            stacklevel=2,
-        )
-        table = table.loc[has_tss].reset_index(drop=True)
+    table = links_with_tss(table, "E2G predictions")
     dup = table.duplicated(["chrom", "start", "end", "gene", "group"], keep=False)
     if dup.any():
         row = table.loc[dup].iloc[0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pandas as pd
 from mudata import MuData
 
 from ..get import links as get_links
-from ._e2g import e2g_table, write_e2g
+from ._e2g import e2g_table, links_with_tss, write_e2g
 
 FORMATS = ("bedpe", "interact", "tsv", "e2g")
 #: value < 0 (perturbing the peak lowers the gene's prediction), value >= 0
@@ -145,20 +144,7 @@ def write_links(
             f"{format} links need gene coordinates: the RNA var has no chrom/start/end; add "
             "them with grids.pp.annotate_genes()"
         )
-    has_tss = (table["tss"].notna() & table["gene_chrom"].notna()).to_numpy()
-    if not has_tss.any():
-        raise ValueError(
-            f"{format} links need each gene's TSS: none of the genes "
-            f"{sorted(set(table['gene']))[:5]} has a strand or tss in the RNA var"
-        )
-    if not has_tss.all():
-        lacking = sorted(set(table.loc[~has_tss, "gene"]))
-        warnings.warn(
-            f"leaving out {int((~has_tss).sum())} links of genes without a TSS: {lacking[:5]}",
-            UserWarning,
-            stacklevel=2,
-        )
-        table = table.loc[has_tss].reset_index(drop=True)
+    table = links_with_tss(table, f"{format} links")
     if description is None:
         n_keys = table["key"].nunique()
         description = f"GRIDS peak-gene links ({len(table)} links, {n_keys} results)"
