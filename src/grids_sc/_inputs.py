@@ -47,7 +47,7 @@ def atac_binary(adata: AnnData, layer: str | None, name: str) -> sp.csr_matrix:
 def peak_chromosomes(adata: AnnData, name: str) -> tuple[np.ndarray, list[str]]:
     """Chromosome code of every peak and the chromosome names, from ``var['chrom']``."""
     if "chrom" not in adata.var.columns:
-        from ..pp import parse_peaks
+        from .pp import parse_peaks
 
         try:
             chrom = parse_peaks(adata, copy=True).var["chrom"]
