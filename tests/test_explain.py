@@ -187,7 +187,7 @@ def test_rel_delta_leaves_out_cells_predicted_near_zero():
 
 @pytest.mark.parametrize("perturb", [0.0, 1.0])
 def test_large_selections_take_the_sparse_path_with_the_same_values(fitted, perturb, monkeypatch):
-    import grids_sc.search._problem as problem_module
+    import grids_sc.model._incremental_sum as problem_module
 
     f = grids.tl.get_surrogate(fitted)
     x = atac_binary(fitted["atac"], None, "atac")[:200]

@@ -3,9 +3,11 @@
 Attribution methods (Captum's, SAGE, FIMAP) need the model as a function of a dense input.
 :class:`WindowObjective` exposes the surrogate's prediction for the target genes as a function
 of the states ``u`` of ``W`` candidate peaks of given cells, the other peaks held at their
-observed values: the pooled sums are the problem's cached ``h0`` plus ``(u - x) D`` on the
-candidates' chromosomes (and the same for the cis window sums). Its cost is
-O(cells x W x emb); no ``[cells, peaks, emb]`` tensor over all peaks is formed.
+observed values, through the surrogate's incremental interface
+(:meth:`grids_sc.model.IncrementalSurrogate.window`): for the embedding-sum surrogates the
+pooled sums are the cached observed ones plus ``(u - x) D`` on the candidates' chromosomes
+(and the same for the cis window sums). Its cost is O(cells x W x emb); no
+``[cells, peaks, emb]`` tensor over all peaks is formed.
 """
 
 from __future__ import annotations
@@ -40,28 +42,15 @@ class WindowObjective(nn.Module):
         dev = problem.device
         idx = torch.as_tensor(np.asarray(features), dtype=torch.long, device=dev)
         self.features = idx
-        self.x = problem.p - problem._columns(idx).T  # [n, W] observed states
-        chroms = problem.peak_chrom[idx]
-        self.chroms = torch.unique(chroms)
-        self.positions = [torch.nonzero(chroms == k).squeeze(1) for k in self.chroms]
-        self.win_emb = problem._window_emb(idx) if problem.cis else None  # [W, T, c]
+        self.x = problem.observed(idx)  # [n, W] observed states
+        self._f = problem.model.window(idx)
 
     def forward(self, u: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """``[b]`` relative expression with window states ``u`` ``[b, W]`` in cells ``cells``."""
         prob = self.problem
         cells = cells.long().to(prob.device)
         du = u.to(prob.device, torch.float32) - self.x[cells]
-        h = prob.h0[cells]
-        if len(self.chroms):
-            upd = torch.stack(
-                [du[:, pos] @ prob.delta[self.features[pos]] for pos in self.positions], 1
-            )  # [b, k, e]
-            h = h.index_add(1, self.chroms, upd)
-        hid = prob.enc.chrom_layer(h)
-        s = None
-        if self.win_emb is not None:
-            s = prob.s0[cells] + torch.einsum("bw,wte->bte", du, self.win_emb)
-        y = prob._expression(hid, s)  # [b, T]
+        y = self._f(cells, du)  # [b, T]
         return (y / prob.base).mean(-1)
 
     def all_cells(self) -> torch.Tensor:

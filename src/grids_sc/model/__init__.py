@@ -13,7 +13,10 @@ from ._atac import (
 )
 from ._batch import AtacBatch, make_batch
 from ._cis import CisConfig, CisHeads, CisSurrogate
+from ._cis_incremental import CisIncremental
 from ._cis_train import CisTrainConfig, fit_cis_heads, shared_latent
+from ._incremental import IncrementalModel, IncrementalSurrogate, Objective
+from ._incremental_sum import EmbeddingSumIncremental, EmbeddingSumState
 from ._predict import predict_expression
 from ._record import surrogate_from_record, surrogate_to_record
 from ._surrogate import RnaDecoder, Surrogate, SurrogateConfig
@@ -26,8 +29,14 @@ __all__ = [
     "AtacDecoder",
     "CisConfig",
     "CisHeads",
+    "CisIncremental",
     "CisSurrogate",
     "CisTrainConfig",
+    "EmbeddingSumIncremental",
+    "EmbeddingSumState",
+    "IncrementalModel",
+    "IncrementalSurrogate",
+    "Objective",
     "RnaDecoder",
     "SparseAtacEncoder",
     "Surrogate",

@@ -144,6 +144,16 @@ class SparseAtacEncoder(nn.Module):
         """ATAC latent from all chromosomes' hidden units ``[..., n_chrom, chrom_hidden]``."""
         return self.out(hidden.flatten(-2))
 
+    def latent_change(self, d_hidden: torch.Tensor, chroms: torch.Tensor) -> torch.Tensor:
+        """Change ``[m, n, n_latent]`` of the latent when the hidden units of chromosome
+        ``chroms[m, q]`` change by ``d_hidden[m, q, n, chrom_hidden]`` (summed over ``q``).
+
+        The latent layer is linear in the hidden units, so a change confined to a few
+        chromosomes reaches the latent through their columns of the weight alone.
+        """
+        w_out = self.out.weight.view(-1, self.n_chrom, d_hidden.shape[-1])  # [L, K, c]
+        return torch.einsum("mqnc,lmqc->mnl", d_hidden, w_out[:, chroms])
+
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """Map pooled sums ``[..., n_chrom, emb_dim]`` to the ATAC latent ``[..., n_latent]``."""
         return self.latent(self.chrom_layer(h))

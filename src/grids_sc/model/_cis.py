@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._batch import AtacBatch
+from ._cis_incremental import CisIncremental
 from ._surrogate import Surrogate, SurrogateConfig
 
 
@@ -239,6 +240,15 @@ class CisSurrogate(nn.Module):
         """Predicted expression from the ATAC latent ``z`` and window sums ``s``."""
         y = self.cis(s, z, genes)
         return y.clamp(min=0) if clamp else y
+
+    def incremental(
+        self, x, genes, perturb_value: float = 0.0, device: torch.device | str = "cpu"
+    ) -> CisIncremental:
+        """The :class:`~grids_sc.model.IncrementalSurrogate` of cells ``x`` (binary CSR
+        ``[n_cells, n_peaks]``) for output genes ``genes``, perturbed peaks set to
+        ``perturb_value``: what the subset search evaluates (eval mode, on ``device``).
+        """
+        return CisIncremental(self, x, genes, perturb_value, device)
 
     def forward(
         self, batch: AtacBatch, genes: torch.Tensor | None = None, clamp: bool = True

@@ -14,6 +14,7 @@ from torch import nn
 
 from ._atac import AtacDecoder, SparseAtacEncoder
 from ._batch import AtacBatch
+from ._incremental_sum import EmbeddingSumIncremental
 
 
 @dataclass
@@ -142,6 +143,15 @@ class Surrogate(nn.Module):
     ) -> torch.Tensor:
         """``F(x)``: predicted expression ``[n_cells, n_genes]`` of a sparse ATAC batch."""
         return self.expression_from_pooled(self.pool(batch), genes, clamp)
+
+    def incremental(
+        self, x, genes, perturb_value: float = 0.0, device: torch.device | str = "cpu"
+    ) -> EmbeddingSumIncremental:
+        """The :class:`~grids_sc.model.IncrementalSurrogate` of cells ``x`` (binary CSR
+        ``[n_cells, n_peaks]``) for output genes ``genes``, perturbed peaks set to
+        ``perturb_value``: what the subset search evaluates (eval mode, on ``device``).
+        """
+        return EmbeddingSumIncremental(self, x, genes, perturb_value, device)
 
     def discriminate(self, z: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
         """Discriminator logit that ``z`` is a real RNA latent, conditioned on the cell group."""

@@ -1,0 +1,264 @@
+"""Incremental evaluation of the paper's surrogate (:class:`~grids_sc.model.Surrogate`).
+
+The cells' per-chromosome embedding sums ``h`` are held once; setting peak ``j`` of cell
+``c`` to ``p`` adds ``(p - x_cj) D_j`` to chromosome ``k(j)`` of ``h_c``, so
+
+- first-order scores of all peaks are one sparse product: ``d_j = D_j . (p sum_c G_ck - sum_c
+  x_cj G_ck)`` with ``G = dObjective/dh`` (the transposed batch structure gives the second
+  sum in O(nnz * emb));
+- an exact move changes a few chromosomes of ``h``, so only their per-chromosome layers are
+  recomputed, and their change reaches the latent through the encoder's linear latent layer
+  (:meth:`~grids_sc.model.SparseAtacEncoder.latent_change`).
+
+No dense ``[cells, peaks, emb]`` tensor is formed. :class:`CisIncremental
+<grids_sc.model._cis_incremental.CisIncremental>` extends it with the cis heads' window sums.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ._batch import make_batch
+from ._incremental import IncrementalSurrogate, Objective
+
+DENSE_STATE_LIMIT = 512  # selections up to this size update the pooled sums column by column
+
+
+@dataclass(frozen=True)
+class EmbeddingSumState:
+    """Pooled sums ``h`` ``[n, K, e]``, per-chromosome hidden units ``hid``, the latent ``z``
+    and (cis heads) the target genes' window sums ``s`` ``[n, T, c]``.
+    """
+
+    h: torch.Tensor
+    hid: torch.Tensor
+    z: torch.Tensor
+    s: torch.Tensor | None = None
+
+
+class EmbeddingSumIncremental(IncrementalSurrogate):
+    """:class:`~grids_sc.model.IncrementalSurrogate` of a surrogate read out from the latent
+    of a :class:`~grids_sc.model.SparseAtacEncoder`.
+
+    Parameters
+    ----------
+    module
+        The surrogate: it has ``atac_encoder`` and ``expression_from_latent(z, genes)``.
+    x
+        ``[n_cells, n_peaks]`` binary accessibility of the cells.
+    genes
+        Output indices of the target genes.
+    perturb_value
+        ``p``: the value perturbed peaks are set to.
+    device
+        Where to compute.
+    """
+
+    def __init__(self, module, x, genes, perturb_value: float = 0.0, device="cpu") -> None:
+        self.module = module.eval()
+        self.device = torch.device(device)
+        self.module.to(self.device)
+        enc = module.atac_encoder
+        self.enc = enc
+        self.n_features = enc.n_peaks
+        self.perturb_value = self.p = float(perturb_value)
+        self.genes = torch.as_tensor(np.asarray(genes), dtype=torch.long, device=self.device)
+        self.x = sp.csc_matrix(x, dtype=np.float32)
+        self.n_cells = x.shape[0]
+        peak_chrom = enc.peak_chrom.cpu().numpy()
+        batch = make_batch(sp.csr_matrix(x, dtype=np.float32), peak_chrom, enc.n_chrom).to(
+            self.device
+        )
+        self.by_peak = batch.by_peak
+        self.peak_chrom = enc.peak_chrom.to(self.device)
+        with torch.no_grad():
+            self.delta = enc.delta.detach()
+            self.h0 = enc.pool(batch).detach()  # [n, K, e]
+            self.hid0 = enc.chrom_layer(self.h0)
+            self.s0 = self._window_sums(batch)
+        self._grad_state: EmbeddingSumState | None = None
+        self._grad_objective: Objective | None = None
+        self._grad: tuple | None = None
+
+    # -- hooks of the cis heads (none here) ---------------------------------------------------
+    def _window_sums(self, batch) -> torch.Tensor | None:
+        """Window sums of the target genes at the observed state (``None``: no cis heads)."""
+        return None
+
+    def _readout(self, z: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
+        """Predicted expression of the target genes from the latent (and window sums)."""
+        return self.module.expression_from_latent(z, self.genes)
+
+    def _window_change(self, peaks: torch.Tensor, change: torch.Tensor) -> torch.Tensor | None:
+        """Change of the window sums from ``change`` ``[m, n]`` of ``peaks`` ``[m]``."""
+        return None
+
+    def _move_window(self, s, peaks, change):
+        """Window sums after each move (``change`` ``[m, q, n]`` of ``peaks`` ``[m, q]``)."""
+        return None
+
+    # -- states -------------------------------------------------------------------------------
+    def columns(self, peaks: torch.Tensor) -> torch.Tensor:
+        """``[..., n_cells]`` state changes ``p - x`` of peaks (any shape)."""
+        flat = peaks.reshape(-1).cpu().numpy()
+        dense = np.asarray(self.x[:, flat].todense(), dtype=np.float32).T
+        cols = torch.from_numpy(self.p - dense).to(self.device)
+        return cols.reshape(*peaks.shape, self.n_cells)
+
+    def initial(self) -> EmbeddingSumState:
+        """The state at the observed accessibility."""
+        return EmbeddingSumState(self.h0, self.hid0, self.enc.latent(self.hid0), self.s0)
+
+    def perturbed(self, peaks: torch.Tensor) -> EmbeddingSumState:
+        """The state with ``peaks`` set to ``p``."""
+        sel = peaks
+        h, s = self.h0.clone(), None if self.s0 is None else self.s0.clone()
+        if len(sel) > DENSE_STATE_LIMIT:
+            # large selections (masks of attribution methods): the change of the pooled sums
+            # is p sum_j D_j - sum_{j open in c} D_j per chromosome, from the nonzeros alone
+            h += self._sparse_change(sel)
+            if s is not None:
+                win = self._window_peaks_of(sel)  # only window peaks move the window sums
+                if len(win):
+                    s += self._window_change(win, self.columns(win))
+        elif len(sel):
+            cols = self.columns(sel)  # [m, n]
+            upd = cols[:, :, None] * self.delta[sel][:, None, :]  # [m, n, e]
+            h.index_add_(1, self.peak_chrom[sel], upd.transpose(0, 1))
+            if s is not None:
+                s += self._window_change(sel, cols)
+        hid = self.enc.chrom_layer(h)
+        return EmbeddingSumState(h, hid, self.enc.latent(hid), s)
+
+    def _window_peaks_of(self, peaks: torch.Tensor) -> torch.Tensor:
+        """The peaks of ``peaks`` that move the window sums."""
+        return peaks[:0]
+
+    def _sparse_change(self, sel: torch.Tensor) -> torch.Tensor:
+        """``[n, K, e]`` change of the pooled sums from perturbing ``sel``, in
+        O(nnz(X[:, sel]) e + |sel| e).
+        """
+        n_chrom, emb = self.h0.shape[1], self.h0.shape[2]
+        chrom = self.peak_chrom[sel]
+        const = torch.zeros(n_chrom, emb, device=self.device, dtype=self.h0.dtype)
+        const.index_add_(0, chrom, self.p * self.delta[sel])
+        sub = self.x[:, sel.cpu().numpy()].tocoo()
+        cells = torch.from_numpy(sub.row.astype(np.int64)).to(self.device)
+        local = torch.from_numpy(sub.col.astype(np.int64)).to(self.device)
+        vals = torch.from_numpy(sub.data.astype(np.float32)).to(self.device)
+        change = torch.zeros(self.n_cells * n_chrom, emb, device=self.device, dtype=self.h0.dtype)
+        upd = -vals[:, None] * self.delta[sel[local]]
+        change.index_add_(0, cells * n_chrom + chrom[local], upd)
+        return change.view(self.n_cells, n_chrom, emb) + const
+
+    def expression(self, state: EmbeddingSumState) -> torch.Tensor:
+        """Predicted expression ``[n, n_genes]`` in ``state``."""
+        return self._readout(state.z, state.s)
+
+    def move_expression(self, state, restore, perturb) -> torch.Tensor:
+        """Predicted expression after each move, recomputing only the touched chromosomes."""
+        h, hid, z, s = state.h, state.hid, state.z, state.s
+        peaks = torch.cat([restore, perturb], dim=1)  # [m, q]: every peak the move changes
+        signs = torch.cat([-torch.ones_like(restore), torch.ones_like(perturb)], 1).to(h.dtype)
+        change = signs[..., None] * self.columns(peaks)  # [m, q, n]
+        chroms = self.peak_chrom[peaks]  # [m, q]
+        contrib = change[..., None] * self.delta[peaks][:, :, None, :]  # [m, q, n, e]
+        same = (chroms[:, :, None] == chroms[:, None, :]).to(h.dtype)  # [m, q, q]
+        # each touched chromosome's sums after all of the move's changes on it
+        h_slot = h.permute(1, 0, 2)[chroms] + torch.einsum("mqr,mrne->mqne", same, contrib)
+        hid_slot = torch.stack(
+            [self._chrom_layer_one(h_slot[:, q], chroms[:, q]) for q in range(peaks.shape[1])], 1
+        )  # [m, q, n, c]
+        # add each touched chromosome's change of the latent once (a chromosome touched by
+        # several peaks of a move is counted 1 / count per peak)
+        d_hid = (hid_slot - hid.permute(1, 0, 2)[chroms]) / same.sum(-1)[..., None, None]
+        z_new = z + self.enc.latent_change(d_hid, chroms)  # [m, n, L]
+        return self._readout(z_new, self._move_window(s, peaks, change))
+
+    def _chrom_layer_one(self, h_k: torch.Tensor, chroms: torch.Tensor) -> torch.Tensor:
+        """Per-chromosome layer of ``h_k [m, n, e]`` where slice ``m`` lies on ``chroms[m]``."""
+        return self.enc.chrom_layer(h_k.transpose(0, 1), chroms).transpose(0, 1)
+
+    # -- first order --------------------------------------------------------------------------
+    def _objective_grads(self, objective: Objective, h: torch.Tensor, s) -> tuple:
+        """``dObjective/dh`` ``[n, K, e]`` and ``dObjective/ds`` (``None`` without cis heads)
+        at pooled sums ``h`` and window sums ``s``.
+        """
+        h = h.detach().requires_grad_(True)
+        inputs = [h] if s is None else [h, s.detach().requires_grad_(True)]
+        with torch.enable_grad():
+            z = self.enc.latent(self.enc.chrom_layer(h))
+            obj = objective(self._readout(z, inputs[1] if s is not None else None))
+            grads = torch.autograd.grad(obj, inputs)
+        return grads[0].detach(), (grads[1].detach() if len(grads) > 1 else None)
+
+    def first_order_parts(self, state: EmbeddingSumState, objective: Objective) -> tuple:
+        """``d_j`` through the shared latent, and through the window sums (``None`` without
+        cis heads); cached for the last state and objective (a pair step asks twice).
+        """
+        if (
+            self._grad is not None
+            and self._grad_state is state
+            and self._grad_objective is objective
+        ):
+            return self._grad
+        grad, grad_s = self._objective_grads(objective, state.h, state.s)
+        m = self.by_peak @ grad.reshape(-1, grad.shape[-1])  # sum_c x_cj G_c,k(j)
+        total = grad.sum(0)  # [K, e]
+        d = (self.delta * (self.p * total[self.peak_chrom] - m)).sum(-1)
+        d_cis = self._window_first_order(grad_s, d)
+        self._grad_state, self._grad_objective, self._grad = state, objective, (d, d_cis)
+        return self._grad
+
+    def _window_first_order(self, grad_s, d: torch.Tensor) -> torch.Tensor | None:
+        """``d_j`` through the window sums (``None`` without cis heads)."""
+        return None
+
+    def first_order(self, state: EmbeddingSumState, objective: Objective) -> torch.Tensor:
+        """First-order change ``d_j`` of perturbing each peak from its observed state."""
+        d_shared, d_cis = self.first_order_parts(state, objective)
+        return d_shared if d_cis is None else d_shared + d_cis
+
+    def input_gradient(self, objective: Objective) -> torch.Tensor:
+        """``g_j = sum_c dObjective/dx_cj`` at the observed states, for every peak."""
+        grad, grad_s = self._objective_grads(objective, self.h0, self.s0)
+        g = (self.delta * grad.sum(0)[self.peak_chrom]).sum(-1)
+        self._window_input_gradient(g, grad_s)
+        return g
+
+    def _window_input_gradient(self, g: torch.Tensor, grad_s) -> None:
+        """Add the window sums' part of the input gradient to ``g`` (in place)."""
+
+    # -- a window of peaks --------------------------------------------------------------------
+    def window(self, features: torch.Tensor):
+        """``f(cells, du) -> [b, n_genes]`` over the states of ``features`` (see the
+        interface), in O(cells x W x emb).
+        """
+        idx = features.to(self.device)
+        chroms = self.peak_chrom[idx]
+        uniq = torch.unique(chroms)
+        positions = [torch.nonzero(chroms == k).squeeze(1) for k in uniq]
+        window_change = self._window_function(idx)
+
+        def f(cells: torch.Tensor, du: torch.Tensor) -> torch.Tensor:
+            h = self.h0[cells]
+            if len(uniq):
+                upd = torch.stack(
+                    [du[:, pos] @ self.delta[idx[pos]] for pos in positions], 1
+                )  # [b, k, e]
+                h = h.index_add(1, uniq, upd)
+            hid = self.enc.chrom_layer(h)
+            s = None if window_change is None else window_change(cells, du)
+            return self._readout(self.enc.latent(hid), s)
+
+        return f
+
+    def _window_function(self, features: torch.Tensor):
+        """``g(cells, du)``: window sums of ``cells`` with ``features`` changed by ``du``
+        (``None`` without cis heads).
+        """
+        return None

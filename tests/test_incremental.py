@@ -1,0 +1,291 @@
+"""The surrogates' incremental-evaluation interface (``module.incremental``), tested directly
+against full forward passes, and a third architecture that the search takes unchanged.
+"""
+
+import itertools
+import pathlib
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+import grids_sc.model._incremental_sum as incremental_sum
+from grids_sc.model import (
+    CisConfig,
+    CisSurrogate,
+    IncrementalModel,
+    IncrementalSurrogate,
+    Surrogate,
+    SurrogateConfig,
+    make_batch,
+)
+from grids_sc.search import EmbeddingSumProblem, GridsOptimizer, run_search
+
+N_CELLS, N_PEAKS, N_GENES, N_CHROM = 60, 700, 4, 3
+GENES = np.array([1, 3])
+
+
+def _x(seed: int = 0) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    return sp.csr_matrix((rng.random((N_CELLS, N_PEAKS)) < 0.3).astype(np.float32))
+
+
+def _model(kind: str) -> torch.nn.Module:
+    """A surrogate of either kind with random weights large enough to be nonlinear."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    chrom = torch.from_numpy(np.sort(rng.integers(0, N_CHROM, N_PEAKS)))
+    norm = "center" if kind == "grids" else "layer"
+    cfg = SurrogateConfig(N_PEAKS, N_GENES, N_CHROM, emb_dim=8, chrom_hidden=8, n_latent=8,
+                          hidden=16, chrom_norm=norm)  # fmt: skip
+    if kind == "grids":
+        module = Surrogate(cfg, chrom)
+    else:  # each gene's window: 12 peaks, with overlaps between genes
+        gene = np.repeat(np.arange(N_GENES), 12)
+        peak = np.concatenate([np.arange(12) * 7 + 40 * g for g in range(N_GENES)])
+        module = CisSurrogate(cfg, CisConfig(4, 4, 8), chrom, torch.from_numpy(gene),
+                              torch.from_numpy(peak))  # fmt: skip
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        if kind == "grids":
+            module.rna_decoder.out.bias.add_(3.0)
+        else:
+            module.cis.b2.add_(3.0)
+    return module.eval()
+
+
+@pytest.fixture(scope="module", params=["grids", "cis"])
+def kind(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def model(kind):
+    return _model(kind)
+
+
+def _full(module, x: sp.csr_matrix, peaks, p: float) -> np.ndarray:
+    """Predicted expression of GENES with ``peaks`` set to ``p``: a full forward pass."""
+    x = sp.lil_matrix(x)
+    if len(peaks):
+        x[:, np.asarray(peaks)] = p
+    x = sp.csr_matrix(x)
+    x.eliminate_zeros()
+    enc = module.atac_encoder
+    batch = make_batch(x, enc.peak_chrom.numpy(), enc.n_chrom)
+    with torch.no_grad():
+        return module(batch, torch.from_numpy(GENES)).numpy()
+
+
+def test_both_kinds_implement_the_interface(model):
+    assert isinstance(model, IncrementalModel)
+    assert isinstance(model.incremental(_x(), GENES), IncrementalSurrogate)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+@pytest.mark.parametrize("size", [5, 600])  # the column-wise and the sparse update
+def test_state_plus_change_equals_full_reencode(model, p, size):
+    x = _x()
+    inc = model.incremental(x, GENES, p)
+    peaks = np.random.default_rng(size).choice(N_PEAKS, size, replace=False)
+    if size == 600:
+        assert size > incremental_sum.DENSE_STATE_LIMIT
+    state = inc.perturbed(torch.from_numpy(peaks))
+    with torch.no_grad():
+        got = inc.expression(state).numpy()
+        before = inc.expression(inc.initial()).numpy()
+    np.testing.assert_allclose(got, _full(model, x, peaks, p), atol=2e-5)
+    np.testing.assert_allclose(before, _full(model, x, [], p), atol=2e-5)
+    assert not np.allclose(got, before, atol=1e-3)  # the change is visible
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_moves_equal_full_evaluation(model, p):
+    """Restore some perturbed peaks and perturb new ones, in one batch of moves (single
+    swaps, pairs, pairs on one chromosome, pure additions).
+    """
+    x = _x(1)
+    inc = model.incremental(x, GENES, p)
+    sel = np.array([3, 41, 47, 300, 650, 699])
+    state = inc.perturbed(torch.from_numpy(sel))
+    restore = torch.tensor([[0, 1], [2, 3], [4, 5], [1, 2]])
+    perturb = torch.tensor([[4, 48], [54, 61], [640, 660], [5, 6]])
+    with torch.no_grad():
+        got = inc.move_expression(state, torch.from_numpy(sel)[restore], perturb).numpy()
+        added = inc.move_expression(state, torch.zeros(2, 0, dtype=torch.long),
+                                    torch.tensor([[10], [88]])).numpy()  # fmt: skip
+    for m in range(len(restore)):
+        after = set(sel) - set(sel[restore[m].numpy()].tolist()) | set(perturb[m].tolist())
+        np.testing.assert_allclose(got[m], _full(model, x, sorted(after), p), atol=2e-5)
+    for m, j in enumerate([10, 88]):
+        np.testing.assert_allclose(added[m], _full(model, x, [*sel, j], p), atol=2e-5)
+
+
+def test_window_function_equals_full_evaluation(model):
+    x = _x(2)
+    inc = model.incremental(x, GENES, 0.0)
+    feats = torch.tensor([2, 41, 47, 100, 400])
+    obs = torch.from_numpy(x[:, feats.numpy()].toarray())
+    cells = torch.arange(N_CELLS)
+    with torch.no_grad():
+        got = inc.window(feats)(cells, torch.zeros_like(obs) - obs).numpy()  # all closed
+    np.testing.assert_allclose(got, _full(model, x, feats.numpy(), 0.0), atol=2e-5)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_first_order_is_gradient_times_change(model, p):
+    """``d_j`` and the input gradient equal autograd through the dense window function."""
+    x = _x(3)
+    inc = model.incremental(x, GENES, p)
+    feats = torch.arange(0, N_PEAKS, 5)
+    obs = torch.from_numpy(x[:, feats.numpy()].toarray())
+    with torch.no_grad():
+        base = inc.expression(inc.initial()).mean(0)
+
+    def objective(y, cell_dim=-2):
+        return -(y.mean(cell_dim) / base).mean(-1)
+
+    du = torch.zeros_like(obs, requires_grad=True)
+    (g,) = torch.autograd.grad(objective(inc.window(feats)(torch.arange(N_CELLS), du)), du)
+    d = inc.first_order(inc.initial(), objective)[feats]
+    np.testing.assert_allclose(d.numpy(), ((p - obs) * g).sum(0).numpy(), rtol=1e-4, atol=1e-7)
+    sal = inc.input_gradient(objective)[feats]
+    np.testing.assert_allclose(sal.numpy(), g.sum(0).numpy(), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_pair_effects_equal_full_evaluation(p):
+    """With the shared encoder blind to the window peaks, the cis heads are the only path,
+    and their pair effects (perturbing free peaks, restoring selected ones) are exact.
+    """
+    module = _model("cis")
+    x = _x(4)
+    inc = module.incremental(x, GENES, p)
+    window = inc.interacting_features()
+    assert len(window) and not len(_model("grids").incremental(x, GENES).interacting_features())
+    with torch.no_grad():
+        module.atac_encoder.delta[window] = 0.0
+    inc = module.incremental(x, GENES, p)
+    prob = EmbeddingSumProblem(module, x, GENES, p)
+    sel = window[:3]
+    feats = torch.cat([window[3:8], sel[:2]])
+    signs = torch.tensor([1.0] * 5 + [-1.0] * 2)
+    e = inc.pair_effects(prob._state(sel), feats, signs, prob.objective).numpy()
+    base = prob.value(sel)
+    for a, b in itertools.combinations_with_replacement(range(len(feats)), 2):
+        changed = set(sel.tolist())
+        for i in {a, b}:
+            changed ^= {int(feats[i])}
+        exact = prob.value(torch.tensor(sorted(changed))) - base
+        assert e[a, b] == pytest.approx(exact, abs=1e-5)
+        assert e[b, a] == pytest.approx(exact, abs=1e-5)
+
+
+def test_pair_effects_without_interactions_are_first_order():
+    module = _model("grids")
+    prob = EmbeddingSumProblem(module, _x(), GENES)
+    feats, signs = torch.tensor([1, 5, 9]), torch.tensor([1.0, -1.0, 1.0])
+    sel = torch.tensor([5, 20])
+    d = prob.first_order(sel)[feats] * signs
+    e = prob.pair_effects(sel, feats, signs)
+    torch.testing.assert_close(e, d[:, None] + d[None, :] - torch.diag(d))
+
+
+# ---- a third architecture ---------------------------------------------------------------------
+class ToyIncremental(IncrementalSurrogate):
+    """``y_cg = softplus(b_g + sum_j x_cj W_jg)``, its logits kept as the state."""
+
+    def __init__(self, model, x, genes, perturb_value=0.0, device="cpu"):
+        self.device = torch.device(device)
+        self.x = torch.from_numpy(sp.csr_matrix(x).toarray().astype(np.float32))
+        self.n_cells, self.n_features = self.x.shape
+        self.perturb_value = float(perturb_value)
+        genes = torch.as_tensor(np.asarray(genes))
+        self.w, self.b = model.w[:, genes], model.b[genes]
+
+    def columns(self, peaks):
+        cols = (self.perturb_value - self.x[:, peaks.reshape(-1)]).T
+        return cols.reshape(*peaks.shape, self.n_cells)
+
+    def initial(self):
+        return self.x @ self.w
+
+    def perturbed(self, peaks):
+        return self.initial() + self.columns(peaks).T @ self.w[peaks]
+
+    def expression(self, state):
+        return F.softplus(state + self.b)
+
+    def move_expression(self, state, restore, perturb):
+        peaks = torch.cat([restore, perturb], 1)
+        signs = torch.cat([-torch.ones_like(restore), torch.ones_like(perturb)], 1).float()
+        change = signs[..., None] * self.columns(peaks)  # [m, q, n]
+        return self.expression(state + torch.einsum("mqn,mqt->mnt", change, self.w[peaks]))
+
+    def _grad(self, state, objective):
+        state = state.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(objective(self.expression(state)), state)
+        return g @ self.w.T  # [n, P]: dObjective/dx_cj
+
+    def first_order(self, state, objective):
+        return ((self.perturb_value - self.x) * self._grad(state, objective)).sum(0)
+
+    def input_gradient(self, objective):
+        return self._grad(self.initial(), objective).sum(0)
+
+    def window(self, features):
+        return lambda cells, du: self.expression(self.initial()[cells] + du @ self.w[features])
+
+
+class ToyModel:
+    """A third surrogate architecture: not an embedding sum, not an ``nn.Module``."""
+
+    def __init__(self, n_peaks: int, n_genes: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.w = torch.rand(n_peaks, n_genes, generator=g) ** 3 * 2
+        self.b = torch.full((n_genes,), -1.0)
+
+    def incremental(self, x, genes, perturb_value=0.0, device="cpu"):
+        return ToyIncremental(self, x, genes, perturb_value, device)
+
+
+@pytest.mark.parametrize("moves", ["single", "pair"])
+def test_a_third_architecture_is_searched_unchanged(moves):
+    toy = ToyModel(12, 2)
+    x = sp.csr_matrix((np.random.default_rng(0).random((50, 12)) < 0.6).astype(np.float32))
+    assert isinstance(toy, IncrementalModel)
+    prob = EmbeddingSumProblem(toy, x, np.array([1]))
+    sel = torch.tensor([0, 4, 7])
+    vals = prob.move_values(sel, torch.tensor([[0], [2]]), torch.tensor([[3], [11]]))
+    assert float(vals[0]) == pytest.approx(prob.value(torch.tensor([3, 4, 7])), abs=1e-6)
+    assert float(vals[1]) == pytest.approx(prob.value(torch.tensor([0, 4, 11])), abs=1e-6)
+    best = min(prob.value(torch.tensor(c)) for c in itertools.combinations(range(12), 3))
+    res = run_search(prob, 3, n_steps=50, restarts=2, moves=moves, init="greedy")
+    assert res.value == pytest.approx(best, abs=1e-6)
+    opt = GridsOptimizer([torch.tensor([0, 1, 2])], prob, moves=moves)
+    for _ in range(20):
+        opt.step()
+    assert opt.value == pytest.approx(best, abs=1e-6)
+
+
+def test_the_search_has_no_branch_on_a_model_class():
+    """search/ imports no model class, tests no instance against one, reads no internals."""
+    import ast
+
+    import grids_sc.model as model_pkg
+
+    classes = {n for n in model_pkg.__all__ if isinstance(getattr(model_pkg, n), type)}
+    allowed = {"IncrementalModel", "IncrementalSurrogate", "Objective"}
+    src = pathlib.Path(__file__).parents[1] / "src" / "grids_sc" / "search"
+    for path in src.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and "model" in node.module:
+                assert not {a.name for a in node.names} & (classes - allowed), path
+            if isinstance(node, ast.Name):
+                assert node.id not in classes - allowed, (path, node.id)
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in {"atac_encoder", "cis", "enc", "delta", "h0"}, path
