@@ -10,8 +10,8 @@ The cells' per-chromosome embedding sums ``h`` are held once; setting peak ``j``
   recomputed, and their change reaches the latent through the encoder's linear latent layer
   (:meth:`~grids_sc.model.SparseAtacEncoder.latent_change`).
 
-No dense ``[cells, peaks, emb]`` tensor is formed. :class:`CisIncremental
-<grids_sc.model._cis_incremental.CisIncremental>` extends it with the cis heads' window sums.
+No dense ``[cells, peaks, emb]`` tensor is formed. :class:`~grids_sc.model.CisIncremental`
+extends it with the cis heads' window sums.
 """
 
 from __future__ import annotations
