@@ -10,6 +10,7 @@ and store the results with :func:`write_results`.
 from ._attribution import EXPENSIVE, attribute_task, correlation_inputs
 from ._executor import TaskError, check_executor, run_tasks, weights_token
 from ._plan import MIN_GROUP_CELLS, Plan, Task, group_cells, make_plan, run_plan, task_device
+from ._progress import check_progress, run_bar, step_reporter
 from ._selection import delta_stats, explain_task, problems, selection_record
 from ._settings import (
     DIRECTION,
@@ -45,15 +46,18 @@ __all__ = [
     "attribute_task",
     "check_executor",
     "check_objective",
+    "check_progress",
     "correlation_inputs",
     "delta_stats",
     "explain_task",
     "group_cells",
     "make_plan",
     "problems",
+    "run_bar",
     "run_plan",
     "run_tasks",
     "selection_record",
+    "step_reporter",
     "task_device",
     "weights_token",
     "write_results",

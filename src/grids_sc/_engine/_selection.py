@@ -11,6 +11,7 @@ from .._device import resolve_device
 from .._inputs import split_cells
 from ..search import EmbeddingSumProblem, run_search
 from ._plan import Task
+from ._progress import on_step
 from ._settings import SelectionSettings
 
 REL_FLOOR = 0.01  # Rel Δ counts cells predicted at >= 1% of the group mean
@@ -72,9 +73,13 @@ def problems(module, rows, task: Task, settings: SelectionSettings, dev) -> tupl
     return cells, local, probs
 
 
-def explain_task(module, rows, task: Task, settings: SelectionSettings, dev) -> tuple[dict, dict]:
+def explain_task(
+    module, rows, task: Task, settings: SelectionSettings, dev, progress=None
+) -> tuple[dict, dict]:
     """One GRIDS run: the surrogate, the group's CSR rows, the task and the settings ->
     the record (selected peaks by index) and the ``.var`` columns. Runs on workers.
+    ``progress`` (serial runs only) receives a dict per search step (see
+    :func:`~grids_sc._engine._progress.on_step`).
     """
     cells, _, probs = problems(module, rows, task, settings, dev)
     mask = task.candidates
@@ -89,7 +94,10 @@ def explain_task(module, rows, task: Task, settings: SelectionSettings, dev) -> 
         validation=probs.get("validation"),
         moves=settings.moves,
         init=settings.init,
+        on_step=on_step(task, settings, progress),
     )
+    if hasattr(progress, "close"):
+        progress.close()
     sel = torch.from_numpy(res.selection)
     sign = settings.sign
     d_final = probs["train"].first_order(sel).cpu().numpy()

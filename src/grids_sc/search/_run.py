@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +62,7 @@ def run_search(
     moves: str = "single",
     pair_pool: int = 64,
     init: str = "first_order",
+    on_step: Callable[[int, int, float], None] | None = None,
 ) -> SearchResult:
     """Minimise ``problem`` over selections of ``size`` features.
 
@@ -72,6 +74,10 @@ def run_search(
     The best restart is chosen on ``validation`` when given (held-out cells), else on the
     search objective. ``moves`` and ``pair_pool`` are passed to
     :class:`~grids_sc.search.GridsOptimizer`.
+
+    ``callback()`` is called after every step; ``on_step(restart, step, value)`` at the start
+    of every restart (step 0) and after every step, with the objective of the current
+    selection (for progress reports; neither changes the search).
     """
     n = problem.n_features
     cand = torch.ones(n, dtype=torch.bool) if candidates is None else candidates.bool().cpu()
@@ -91,10 +97,14 @@ def run_search(
         opt = GridsOptimizer(
             [sel], problem, cand, n_candidates=n_candidates, moves=moves, pair_pool=pair_pool
         )
-        for _ in range(n_steps):
+        if on_step is not None:
+            on_step(r, 0, opt.value)
+        for step in range(n_steps):
             opt.step()
             if callback is not None:
                 callback()
+            if on_step is not None:
+                on_step(r, step + 1, opt.value)
             if opt.converged:
                 break
         final = opt.selection.clone()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from mudata import MuData
 
@@ -12,9 +12,12 @@ from .._engine import (
     SelectionSettings,
     check_executor,
     check_objective,
+    check_progress,
     explain_task,
     make_plan,
+    run_bar,
     run_plan,
+    step_reporter,
     task_device,
     write_results,
 )
@@ -45,7 +48,7 @@ def explain(
     key_added: str | None = None,
     executor=None,
     worker_threads: int | None = 1,
-    progress: bool = True,
+    progress: bool | Callable[[dict], None] = True,
     copy: bool = False,
 ) -> MuData | None:
     """Find the ``L`` peaks whose joint perturbation moves a gene's predicted expression most.
@@ -118,7 +121,13 @@ def explain(
         Torch threads of each task in a worker process (1 avoids oversubscribing cores that
         run one task each); ``None`` leaves the workers' setting.
     progress
-        Show a progress bar over the runs (with an executor, it advances as runs finish).
+        ``True``: a progress bar over the runs (with an executor, it advances as runs
+        finish), or over the steps of a single run. ``False``: none. A callable (without an
+        executor): called after every search step with a dict of ``name``, ``genes``,
+        ``group``, ``key``, ``restart``, ``restarts``, ``step`` (0 at the start of each
+        restart), ``n_steps``, ``value`` (the search objective) and ``objective`` (the
+        relative change of mean predicted expression, as ``trace``). Every step is also
+        logged at debug level (``grids.set_verbosity("debug")``). Results do not depend on it.
     copy
         Return a copy with the results instead of writing into ``mdata``.
 
@@ -144,6 +153,7 @@ def explain(
     if n_candidates < 1 or n_steps < 0 or restarts < 1:
         raise ValueError("n_candidates and restarts must be at least 1, n_steps at least 0")
     executor = check_executor(executor, worker_threads)
+    check_progress(progress, executor)
     fitted = get_surrogate(mdata, key, check_genes=False)
     plan = make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, "grids")
     dev = task_device(device, executor)
@@ -166,6 +176,7 @@ def explain(
 
     # ---- run -----------------------------------------------------------------------------------
     with timed(f"explain: {len(plan.tasks)} task(s)"):
-        results = run_plan(plan, explain_task, settings, (dev,), executor, worker_threads,
-                           "explain", progress)  # fmt: skip
+        steps = step_reporter(progress, len(plan.tasks), executor)
+        results = run_plan(plan, explain_task, settings, (dev, steps), executor, worker_threads,
+                           "explain", run_bar(progress))  # fmt: skip
     return write_results(mdata, plan, results, copy, params)
