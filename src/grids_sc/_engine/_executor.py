@@ -146,9 +146,9 @@ def _tune_malloc() -> None:
 
     Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``. Setting it freezes
     glibc's mmap threshold at 128 kB, so every tensor larger than that is a fresh ``mmap``
-    whose pages fault in on each use: torch ran 2-4x slower on such workers than in the
-    caller. Raising both thresholds at run time (``mallopt``) gives back the in-process speed;
-    Dask's own memory trimming (``malloc_trim``) still works.
+    whose pages fault in on each use: torch ran several times slower on such workers than
+    in the caller. Raising both thresholds at run time (``mallopt``) gives back the
+    in-process speed; Dask's own memory trimming (``malloc_trim``) still works.
     """
     global _MALLOC_TUNED
     if _MALLOC_TUNED:

@@ -86,7 +86,7 @@ class _Data:
 
 
 def make_adamw(params, lr: float, weight_decay: float = 0.0) -> torch.optim.AdamW:
-    """AdamW, fused when this torch build supports it (about 20x faster on the CPU for
+    """AdamW, fused when this torch build supports it (much faster on the CPU for
     million-row peak embeddings).
     """
     params = list(params)

@@ -110,13 +110,13 @@ def fit_surrogate(
         (OR) and cooperative (AND) peaks; each gene's head stops early on its own. Needs
         gene coordinates in the RNA ``var`` (``grids.pp.annotate_genes``) in the genome
         build of the peaks. ``"cis"`` is the default: on simulated data with known effects
-        its predicted knock-out effects have slope 1.0 against the truth (the paper's
-        architecture: 0.55) and its held-out accuracy beats ridge's; on the PBMC tiles the
-        two architectures are equally accurate (``benchmarks/bench_fidelity.py``). Its cell
-        state is the ATAC autoencoder's latent, fit without the expression; on very sparse
-        genome-wide ATAC (A549 sci-CAR, 299 open peaks of 52,761 per cell) that state says
-        little about expression, and ``"grids"``, whose encoder is also trained to predict
-        expression, is the more accurate (median held-out r 0.053 vs 0.011; ridge 0.038).
+        its predicted knock-out effects follow the true ones, where the paper's
+        architecture shrinks them, and on the PBMC tiles the two are equally accurate. Its
+        cell state is the ATAC autoencoder's latent, fit without the expression; on very
+        sparse genome-wide ATAC (e.g. A549 sci-CAR) that state says little about expression,
+        and ``"grids"``, whose encoder is also trained to predict expression, is the more
+        accurate. The measured figures are in the documentation (method page, "Choosing the
+        architecture").
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
     chrom_norm
@@ -124,11 +124,10 @@ def fit_surrogate(
         ``"center"`` subtracts its mean and keeps its scale (how many of the chromosome's
         peaks are open still reaches the model); ``"layer"`` is the paper's layer
         normalisation, which divides the scale out. ``None``: ``"center"`` for
-        ``model="grids"``, whose encoder is trained to predict expression (on the sparse
-        A549 sci-CAR ATAC, 299 open peaks of 52,761 per cell, it beats ridge only with
-        ``"center"``: median held-out r 0.048 vs 0.031, ridge 0.038; on the simulator 0.74
-        vs 0.67), and ``"layer"`` for ``model="cis"``, whose shared encoder only describes
-        the cell state and is as accurate either way (``benchmarks/README.md``).
+        ``model="grids"``, whose encoder is trained to predict expression (on sparse ATAC
+        it is more accurate centred), and ``"layer"`` for ``model="cis"``, whose shared
+        encoder only describes the cell state and is as accurate either way (figures: method
+        page, "Choosing the architecture").
     cis_window
         ``model="cis"``: peaks within this many bp of a gene body are in its window.
     cis_peaks
