@@ -8,13 +8,14 @@ import pandas as pd
 
 from .. import _records as records
 from .._logging import logger as log
+from .._mudata import copy_of
 from ._plan import Plan
 from ._selection import named_record
 
 
 def write_results(mdata, plan: Plan, results, copy: bool, params: dict):
     """Store each task's record and ``.var`` columns (in ``mdata`` or a copy)."""
-    target = mdata.copy() if copy else mdata
+    target = copy_of(mdata) if copy else mdata
     new = {}
     for task, (record, columns) in zip(plan.tasks, results):
         records.write(target, "selection", task.key, named_record(record, plan.peak_names), params)

@@ -6,6 +6,7 @@ import argparse
 import sys
 import warnings
 
+from .._mudata import local_options
 from ._commands import add_attribute, add_evaluate, add_explain, add_export, add_fit
 from ._crispr import add_crispr
 from ._options import CLIError, OneLineParser, one_line, stderr_writer
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
-            args.run(args, say)
+            with local_options():
+                args.run(args, say)
         except KeyboardInterrupt:
             print("grids: error: interrupted", file=sys.stderr)
             return 130

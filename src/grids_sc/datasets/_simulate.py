@@ -28,6 +28,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .._mudata import local_options
 from .._validate import get_modality
 
 __all__ = ["synthetic_multiome", "true_expression"]
@@ -559,7 +560,8 @@ def synthetic_multiome(
         var=rna_var,
         layers={"counts": counts_x},
     )
-    mdata = md.MuData({"rna": rna, "atac": atac})
+    with local_options():
+        mdata = md.MuData({"rna": rna, "atac": atac})
     mdata.obs["celltype"] = _categorical(ctype, celltypes)
     mdata.uns["simulation"] = {
         "params": params,

@@ -7,6 +7,7 @@ from mudata import MuData
 
 from .._device import resolve_device
 from .._inputs import atac_binary
+from .._mudata import copy_of
 from ..model import predict_expression as _predict
 from ._surrogate import get_surrogate
 
@@ -40,6 +41,6 @@ def predict_expression(
     atac, rna = fitted.atac, fitted.rna
     x = atac_binary(mdata.mod[atac], fitted.layer, atac)
     pred = _predict(fitted.module, x, batch_size=batch_size, device=resolve_device(device))
-    target = mdata.copy() if copy else mdata
+    target = copy_of(mdata) if copy else mdata
     target.mod[rna].layers[layer_added] = pred.astype(np.float32)
     return target if copy else None

@@ -21,6 +21,7 @@ from .._inputs import (
     split_cells,
 )
 from .._logging import logger as log
+from .._mudata import copy_of
 from .._validate import check_paired
 from ..model import (
     PHASES,
@@ -282,7 +283,7 @@ def fit_surrogate(
         "split": {"train": obs[split == 0], "validation": obs[split == 1], "test": obs[split == 2]},
         "history": {phase: dict(h) for phase, h in history.items()},
     }
-    target = mdata.copy() if copy else mdata
+    target = copy_of(mdata) if copy else mdata
     records.write(target, "surrogate", key_added, entry, params)
     log.info("added surrogate %r (model %r) to .uns['grids']['surrogates']", key_added, model)
     return target if copy else None

@@ -1,0 +1,30 @@
+"""MuData's options, set only for the package's own updates and copies.
+
+Importing grids-sc changes no global option. Where the package itself builds, copies or
+updates a MuData it sets ``pull_on_update=False`` for that operation only (modality columns
+are not copied into the global ``obs``/``var``, mudata's announced default) and puts the
+user's setting back afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TypeVar
+
+import mudata
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def local_options() -> Iterator[None]:
+    """``pull_on_update=False`` inside the block; the caller's options afterwards."""
+    with mudata.set_options(pull_on_update=False):
+        yield
+
+
+def copy_of(data: T) -> T:
+    """``data.copy()`` (a MuData or an AnnData) under :func:`local_options`."""
+    with local_options():
+        return data.copy()

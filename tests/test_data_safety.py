@@ -1,0 +1,112 @@
+"""Data safety and honest failures (issue 17): the user's objects and files are never changed
+except where a call says so, and bad input gets one clear error.
+
+One tiny simulated data set and one surrogate per module (fit once, a few epochs); each test
+works on a copy and checks the user's object against a snapshot taken before the call.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import warnings
+
+import mudata
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import grids_sc as grids
+
+FIT = dict(groupby="celltype", max_epochs=2, cis_max_epochs=5, progress=False, seed=0)
+FAST = dict(L=3, n_steps=5, progress=False)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """300 cells, 300 peaks, 4 genes in 2 cell types (never modified)."""
+    return grids.datasets.synthetic_multiome(
+        n_cells=300, n_peaks=300, n_genes=4, n_celltypes=2, seed=1
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted_once(sim):
+    m = sim.copy()
+    grids.tl.fit_surrogate(m, **FIT)
+    return m
+
+
+@pytest.fixture
+def fitted(fitted_once):
+    return fitted_once.copy()
+
+
+# ---- snapshots of everything a user could see ---------------------------------------------
+def _matrix(x):
+    if sp.issparse(x):
+        return (x.format, x.dtype.str, x.shape, x.data.copy(), x.indices.copy(), x.indptr.copy())
+    return ("dense", np.asarray(x).dtype.str, np.asarray(x).copy())
+
+
+def _adata(a):
+    return {
+        "X": None if a.X is None else _matrix(a.X),
+        "layers": {k: _matrix(v) for k, v in a.layers.items()},
+        "obs": a.obs.copy(),
+        "var": a.var.copy(),
+        "uns": copy.deepcopy(dict(a.uns)),
+        "obsm": {k: np.asarray(v).copy() for k, v in a.obsm.items()},
+    }
+
+
+def snapshot(m) -> dict:
+    """Deep copies of the values, sparse structure, annotations and ``.uns`` of ``m``."""
+    return {
+        "mod": {k: _adata(v) for k, v in m.mod.items()},
+        "obs": m.obs.copy(),
+        "var": m.var.copy(),
+        "uns": copy.deepcopy(dict(m.uns)),
+    }
+
+
+def _same(a, b, where="") -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), f"{where}: keys {list(a)} != {list(b)}"
+        for k in a:
+            _same(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=where)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape, where
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), where
+    else:
+        assert a == b or (a != a and b != b), f"{where}: {a!r} != {b!r}"
+
+
+def assert_unchanged(m, snap: dict) -> None:
+    """``m`` holds exactly what ``snap`` recorded (bit for bit, sparse structure included)."""
+    _same(snap, snapshot(m), "mdata")
+
+
+# ---- 3: no global state changed at import -------------------------------------------------
+def test_import_changes_no_mudata_option():
+    code = (
+        "from mudata._core.config import OPTIONS\n"
+        "before = dict(OPTIONS)\n"
+        "import grids_sc as grids\n"
+        "assert OPTIONS == before, OPTIONS\n"
+        "m = grids.datasets.synthetic_multiome(n_cells=60, n_peaks=40, n_genes=2, seed=1)\n"
+        "grids.pp.binarize(m, copy=True)\n"
+        "assert OPTIONS == before, OPTIONS\n"
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "error::FutureWarning"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
