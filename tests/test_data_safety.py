@@ -110,3 +110,39 @@ def test_import_changes_no_mudata_option():
     env = {**os.environ, "PYTHONWARNINGS": "error::FutureWarning"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+# ---- 1: input matrices come back bit-identical --------------------------------------------
+def with_explicit_zeros(x, dtype) -> sp.csr_matrix:
+    """``x`` as CSR of ``dtype`` with about 5% explicit zeros stored among the ones."""
+    dense = x.toarray()
+    stored = (dense != 0) | (np.random.default_rng(0).random(dense.shape) < 0.05)
+    rows, cols = np.nonzero(stored)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=dense.shape[0]))])
+    out = sp.csr_matrix((dense[rows, cols].astype(dtype), cols, indptr), shape=dense.shape)
+    assert (out.data == 0).sum() > 100
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_atac_with_explicit_zeros_is_never_changed(fitted, dtype):
+    gene = fitted["rna"].var_names[0]
+    clean = grids.tl.predict_expression(fitted, copy=True)["rna"].layers["grids_predicted"]
+    fitted["atac"].X = with_explicit_zeros(fitted["atac"].X, dtype)
+    snap = snapshot(fitted)
+    out = grids.tl.predict_expression(fitted, copy=True)
+    assert np.array_equal(out["rna"].layers["grids_predicted"], clean)  # zeros are zeros
+    grids.tl.explain(fitted, gene, copy=True, **FAST)
+    grids.tl.attribute(fitted, gene, "first_order", L=3, progress=False, copy=True)
+    assert_unchanged(fitted, snap)
+    grids.tl.explain(fitted, gene, key_added="ex", **FAST)  # writing, not copying
+    _same(snap["mod"]["atac"]["X"], _matrix(fitted["atac"].X), "atac X")
+
+
+def test_fit_leaves_a_float64_matrix_with_explicit_zeros(sim):
+    m = sim.copy()
+    m["atac"].X = with_explicit_zeros(m["atac"].X, np.float64)
+    snap = snapshot(m)
+    fit = grids.tl.fit_surrogate(m, copy=True, **{**FIT, "max_epochs": 1, "cis_max_epochs": 1})
+    assert "surrogate" in fit.uns["grids"]["surrogates"]
+    assert_unchanged(m, snap)

@@ -38,10 +38,26 @@ def atac_binary(adata: AnnData, layer: str | None, name: str) -> sp.csr_matrix:
     x = get_matrix(adata, layer, f"ATAC modality {name!r}" + (f" layer {layer!r}" if layer else ""))
     what = f"ATAC modality {name!r}" + (f" (layer {layer!r})" if layer else " (.X)")
     check_binary(x, what)
-    x = sp.csr_matrix(x, dtype=np.float32)
-    x.eliminate_zeros()
-    x.sort_indices()
-    return x
+    return binary_csr(x)
+
+
+def binary_csr(x) -> sp.csr_matrix:
+    """A new float32 CSR matrix of ``x`` without stored zeros, sorted indices.
+
+    Its ``data``, ``indices`` and ``indptr`` are copies: scipy's conversions share them with
+    the input where they can, and ``eliminate_zeros``/``sort_indices`` work in place, so the
+    user's matrix (explicit zeros included) would change.
+    """
+    if sp.issparse(x):
+        x = sp.csr_matrix(x)
+        out = sp.csr_matrix(
+            (x.data.astype(np.float32), x.indices.copy(), x.indptr.copy()), shape=x.shape
+        )
+    else:
+        out = sp.csr_matrix(np.asarray(x, dtype=np.float32))
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
 
 
 def peak_chromosomes(adata: AnnData, name: str) -> tuple[np.ndarray, list[str]]:
@@ -77,8 +93,8 @@ def rna_values(
     x = get_matrix(adata, layer, f"RNA modality {name!r}")
     what = f"RNA modality {name!r}" + (f" (layer {layer!r})" if layer else " (.X)")
     check_finite(x, what)
-    y = x.toarray() if sp.issparse(x) else np.asarray(x)
-    y = y.astype(np.float32, copy=False)
+    # a new array: the transforms and the surrogate never see the user's
+    y = x.toarray().astype(np.float32, copy=False) if sp.issparse(x) else np.array(x, np.float32)
     if transform == "auto":
         transform = "none" if ("log1p" in adata.uns or y.size == 0 or y.max() <= 20) else "log1p"
     return apply_rna_transform(y, transform, what), transform
