@@ -146,3 +146,42 @@ def test_fit_leaves_a_float64_matrix_with_explicit_zeros(sim):
     fit = grids.tl.fit_surrogate(m, copy=True, **{**FIT, "max_epochs": 1, "cis_max_epochs": 1})
     assert "surrogate" in fit.uns["grids"]["surrogates"]
     assert_unchanged(m, snap)
+
+
+# ---- 2: a view is refused before any work; its parent never changes -----------------------
+def _no_work(*args, **kwargs):
+    raise AssertionError("computed before refusing the view")
+
+
+def test_a_view_is_refused_before_any_work_and_its_parent_never_changes(fitted, monkeypatch):
+    gene = fitted["rna"].var_names[0]
+    grids.tl.explain(fitted, gene, key_added="ex", **FAST)
+    snap = snapshot(fitted)
+    view = fitted[:200]
+    for module, name in [("tl._surrogate", "_fit"), ("tl._explain", "run_plan"),
+                         ("tl._attribute", "run_plan"), ("tl._predict", "_predict"),
+                         ("tl._fidelity", "_predict")]:  # fmt: skip
+        monkeypatch.setattr(sys.modules[f"grids_sc.{module}"], name, _no_work)
+    calls = {
+        "fit_surrogate": lambda: grids.tl.fit_surrogate(view, **FIT),
+        "explain": lambda: grids.tl.explain(view, gene, **FAST),
+        "attribute": lambda: grids.tl.attribute(view, gene, "first_order", progress=False),
+        "predict_expression": lambda: grids.tl.predict_expression(view),
+        "surrogate_fidelity": lambda: grids.tl.surrogate_fidelity(view),
+        "interventional_fidelity": lambda: grids.tl.interventional_fidelity(view),
+        "evaluate": lambda: grids.tl.evaluate(view),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"view.*mdata = mdata\.copy\(\)"):
+            call()
+    assert view.is_view
+    assert_unchanged(fitted, snap)
+
+
+def test_copy_true_on_a_view_gives_an_object_of_its_own(fitted):
+    gene = fitted["rna"].var_names[0]
+    snap = snapshot(fitted)
+    out = grids.tl.explain(fitted[:200], gene, key_added="ex", copy=True, **FAST)
+    assert not out.is_view and out.n_obs == 200
+    assert out.uns["grids"]["explain"]["ex"]["per_cell"]["cell"].max() < 200
+    assert_unchanged(fitted, snap)

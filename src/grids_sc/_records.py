@@ -121,13 +121,22 @@ def check_key(key, what: str = "key_added") -> str:
     return key
 
 
-def _root_for_write(mdata) -> dict:
-    """``mdata.uns['grids']`` migrated to format 2, made if absent (``mdata`` not a view)."""
+def check_not_view(mdata) -> None:
+    """Refuse a view (``mdata[mask]``) as the object a call writes into: its nested ``.uns``
+    dicts are the parent's, so writing would change the object it was taken from. Called
+    first thing by every public function that writes into ``mdata``, before any work.
+    """
     if getattr(mdata, "is_view", False):
         raise ValueError(
             "mdata is a view (e.g. mdata[mask]): writing results into it would change the "
             "object it was taken from. Make it an object of its own first: mdata = mdata.copy()"
+            " (or pass copy=True where the function has it)"
         )
+
+
+def _root_for_write(mdata) -> dict:
+    """``mdata.uns['grids']`` migrated to format 2, made if absent (``mdata`` not a view)."""
+    check_not_view(mdata)
     uns = mdata.uns
     root = uns.get(ROOT)
     if not isinstance(root, dict) or _needs_migration(root):

@@ -99,6 +99,8 @@ def attribute(
         of the candidates.
     """
     params = records.call_params(locals())
+    if not copy:
+        records.check_not_view(mdata)
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     check_objective(perturb, direction, L)

@@ -136,6 +136,8 @@ def explain(
     """
     params = records.call_params(locals())
     # ---- validate everything before writing anything ----------------------------------------
+    if not copy:
+        records.check_not_view(mdata)
     check_objective(perturb, direction, L)
     if moves not in MOVES:
         raise ValueError(f"moves must be one of {list(MOVES)}, got {moves!r}")

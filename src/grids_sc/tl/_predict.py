@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from mudata import MuData
 
+from .. import _records as records
 from .._device import resolve_device
 from .._inputs import atac_binary
 from .._mudata import copy_of
@@ -37,6 +38,8 @@ def predict_expression(
     copy
         Return a copy instead of writing into ``mdata``.
     """
+    if not copy:
+        records.check_not_view(mdata)
     fitted = get_surrogate(mdata, key)
     atac, rna = fitted.atac, fitted.rna
     x = atac_binary(mdata.mod[atac], fitted.layer, atac)

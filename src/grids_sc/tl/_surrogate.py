@@ -178,6 +178,8 @@ def fit_surrogate(
     """
     params = records.call_params(locals(), drop=("mdata", "copy", "progress"))
     records.check_key(key_added)
+    if not copy:
+        records.check_not_view(mdata)
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     chrom_norm = check_chrom_norm(DEFAULT_CHROM_NORM[model] if chrom_norm is None else chrom_norm)
