@@ -13,7 +13,6 @@ import subprocess
 import sys
 import warnings
 
-import mudata
 import numpy as np
 import pandas as pd
 import pytest
@@ -171,7 +170,7 @@ def test_a_view_is_refused_before_any_work_and_its_parent_never_changes(fitted, 
         "interventional_fidelity": lambda: grids.tl.interventional_fidelity(view),
         "evaluate": lambda: grids.tl.evaluate(view),
     }
-    for name, call in calls.items():
+    for call in calls.values():
         with pytest.raises(ValueError, match=r"view.*mdata = mdata\.copy\(\)"):
             call()
     assert view.is_view
@@ -184,4 +183,47 @@ def test_copy_true_on_a_view_gives_an_object_of_its_own(fitted):
     out = grids.tl.explain(fitted[:200], gene, key_added="ex", copy=True, **FAST)
     assert not out.is_view and out.n_obs == 200
     assert out.uns["grids"]["explain"]["ex"]["per_cell"]["cell"].max() < 200
+    assert_unchanged(fitted, snap)
+
+
+# ---- 5: a reused key is replaced whole, with a warning; store names are refused -----------
+def _columns(m, key):
+    return sorted(c for c in m["atac"].var.columns if c.startswith(f"{key}_"))
+
+
+def test_a_reused_key_holds_exactly_a_fresh_calls_result(fitted_once):
+    gene = fitted_once["rna"].var_names[0]
+    fresh = fitted_once.copy()
+    grids.tl.explain(fresh, gene, key_added="k", restarts=1, **FAST)
+    m = fitted_once.copy()
+    grids.tl.explain(m, gene, key_added="k", restarts=2, **FAST)
+    assert "k_frequency" in m["atac"].var.columns
+    with pytest.warns(UserWarning, match="replaced the earlier selection record 'k'"):
+        grids.tl.explain(m, gene, key_added="k", restarts=1, **FAST)
+    assert _columns(m, "k") == _columns(fresh, "k") == ["k_rank", "k_score", "k_selected"]
+    pd.testing.assert_frame_equal(m["atac"].var, fresh["atac"].var)
+    a, b = m.uns["grids"]["explain"]["k"], fresh.uns["grids"]["explain"]["k"]
+    assert list(a["selected"]) == list(b["selected"]) and a["delta"] == b["delta"]
+
+
+def test_a_store_name_as_key_replaces_nothing_of_another_kind(fitted):
+    """``fit_surrogate(key_added="explain")`` once wiped every explain result; each kind now
+    has its own store, so a key clashes only with a record of its own kind.
+    """
+    gene = fitted["rna"].var_names[0]
+    grids.tl.explain(fitted, gene, key_added="ex", **FAST)
+    explained = copy.deepcopy(dict(fitted.uns["grids"]["explain"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is replaced, so nothing is said
+        grids.tl.fit_surrogate(fitted, key_added="explain", **{**FIT, "max_epochs": 1})
+        grids.tl.evaluate(fitted, key_added="surrogates")
+    _same(explained, dict(fitted.uns["grids"]["explain"]), "explain store")
+    assert set(fitted.uns["grids"]["surrogates"]) == {"surrogate", "explain"}
+
+
+def test_an_empty_result_key_is_refused_before_any_work(fitted, monkeypatch):
+    monkeypatch.setattr(sys.modules["grids_sc.tl._explain"], "run_plan", _no_work)
+    snap = snapshot(fitted)
+    with pytest.raises(ValueError, match="key_added must be a non-empty string"):
+        grids.tl.explain(fitted, fitted["rna"].var_names[0], key_added="", **FAST)
     assert_unchanged(fitted, snap)

@@ -16,6 +16,7 @@ from pandas.api.types import is_list_like
 from .._device import resolve_device
 from .._genome import gene_coordinates, peak_coordinates, window_mask
 from .._inputs import atac_binary, obs_column
+from .._records import check_key
 from ._executor import run_tasks
 
 MIN_GROUP_CELLS = 10
@@ -179,6 +180,8 @@ def make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, prefix
             else:
                 k = f"{key_added}_{name}_{gname}" if many else key_added
             tasks.append(Task(name, genes, index, gname, cells, masks[name], _sanitize(k)))
+    for task in tasks:  # before anything runs
+        check_key(task.key, "key_added" if key_added is not None and not many else "result key")
     return Plan(
         fitted,
         rna,
