@@ -227,3 +227,41 @@ def test_an_empty_result_key_is_refused_before_any_work(fitted, monkeypatch):
     with pytest.raises(ValueError, match="key_added must be a non-empty string"):
         grids.tl.explain(fitted, fitted["rna"].var_names[0], key_added="", **FAST)
     assert_unchanged(fitted, snap)
+
+
+# ---- 7: negative expression is refused; the "auto" rule -----------------------------------
+@pytest.mark.parametrize("transform", ["auto", "none", "log1p"])
+def test_scaled_expression_is_refused_naming_the_layer_to_use(sim, transform, monkeypatch):
+    m = sim.copy()
+    x = m["rna"].X.toarray()
+    m["rna"].X = ((x - x.mean(0)) / x.std(0)).astype(np.float32)  # as sc.pp.scale leaves it
+    snap = snapshot(m)
+    monkeypatch.setattr(sys.modules["grids_sc.tl._surrogate"], "_fit", _no_work)
+    match = r"negative values .*sc\.pp\.scale.*rna_layer=.*layers \['counts'\]"
+    with pytest.raises(ValueError, match=match):
+        grids.tl.fit_surrogate(m, rna_transform=transform, **FIT)
+    assert_unchanged(m, snap)
+
+
+@pytest.mark.parametrize(
+    ("values", "logged", "expected"),
+    [
+        ([0, 1, 3, 12], False, "log1p"),  # counts, even with a maximum of at most 20
+        ([0, 1, 3, 250], False, "log1p"),  # counts
+        ([0, 0.5, 3.2, 80.5], False, "log1p"),  # normalised, not logged
+        ([0, 0.5, 3.2, 7.9], False, "none"),  # log-scale
+        ([0, 1, 3, 12], True, "none"),  # scanpy recorded uns['log1p']
+    ],
+)
+def test_auto_rna_transform_rule(values, logged, expected):
+    from grids_sc._inputs import auto_transform
+
+    assert auto_transform(np.asarray(values, dtype=np.float32), logged) == expected
+
+
+def test_fit_on_small_counts_logs_them(sim):
+    m = sim.copy()
+    counts = m["rna"].layers["counts"]
+    m["rna"].layers["small"] = np.minimum(counts.toarray() if sp.issparse(counts) else counts, 20)
+    fit = grids.tl.fit_surrogate(m, rna_layer="small", copy=True, **{**FIT, "max_epochs": 1})
+    assert fit.uns["grids"]["surrogates"]["surrogate"]["config"]["data"]["rna_transform"] == "log1p"

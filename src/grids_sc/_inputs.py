@@ -85,19 +85,40 @@ def rna_values(
 ) -> tuple[np.ndarray, str]:
     """Dense float32 expression after the RNA transform; returns the transform actually used.
 
-    ``"auto"`` applies ``log1p`` unless the data look log-scaled already (scanpy recorded
-    ``uns['log1p']``, or every value is at most 20).
+    Negative values (e.g. after ``sc.pp.scale``) are refused: the surrogate's predictions are
+    clamped at 0, so it cannot fit centred or scaled data. ``"auto"`` decides from the
+    values: scanpy recorded ``uns['log1p']``, so they are logged (no transform); integers are
+    counts (``log1p``); non-integers with a maximum above 20 are normalised but not logged
+    (``log1p``); other non-negative values are taken as log-scale (no transform).
     """
     if transform not in RNA_TRANSFORMS:
         raise ValueError(f"rna_transform must be one of {RNA_TRANSFORMS}, got {transform!r}")
     x = get_matrix(adata, layer, f"RNA modality {name!r}")
     what = f"RNA modality {name!r}" + (f" (layer {layer!r})" if layer else " (.X)")
     check_finite(x, what)
+    values = np.asarray(x.data) if sp.issparse(x) else np.asarray(x)
+    if values.size and values.min() < 0:
+        others = [k for k in adata.layers if k != layer]
+        raise ValueError(
+            f"{what} has negative values (min {values.min():g}), e.g. after sc.pp.scale; the "
+            "surrogate predicts non-negative expression. Pass rna_layer= a layer of counts or "
+            "(log-)normalised expression"
+            + (f" (it has layers {others})" if others else " (keep one before scaling)")
+        )
+    if transform == "auto":
+        transform = auto_transform(values, "log1p" in adata.uns)
     # a new array: the transforms and the surrogate never see the user's
     y = x.toarray().astype(np.float32, copy=False) if sp.issparse(x) else np.array(x, np.float32)
-    if transform == "auto":
-        transform = "none" if ("log1p" in adata.uns or y.size == 0 or y.max() <= 20) else "log1p"
     return apply_rna_transform(y, transform, what), transform
+
+
+def auto_transform(values: np.ndarray, logged: bool = False) -> str:
+    """``rna_transform="auto"``'s choice for non-negative ``values`` (see :func:`rna_values`)."""
+    if logged or values.size == 0:
+        return "none"
+    if np.array_equal(values, np.round(values)):
+        return "log1p"  # counts
+    return "log1p" if values.max() > 20 else "none"
 
 
 def apply_rna_transform(y: np.ndarray, transform: str, what: str = "RNA") -> np.ndarray:

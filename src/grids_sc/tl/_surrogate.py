@@ -101,8 +101,12 @@ def fit_surrogate(
     layer, rna_layer
         ATAC and RNA layers to use instead of ``.X``.
     rna_transform
-        ``"log1p"``, ``"none"`` or ``"auto"`` (``log1p`` unless the data look log-scaled).
-        Predictions are on the transformed scale.
+        ``"log1p"``, ``"none"`` or ``"auto"``, which decides from the values: integers are
+        counts and get ``log1p``; non-integers with a maximum above 20 are normalised but not
+        logged and get ``log1p``; other values (and data with scanpy's ``uns['log1p']``) are
+        taken as log-scale and kept. Predictions are on the transformed scale. Negative
+        expression (e.g. after ``sc.pp.scale``) is refused: pass ``rna_layer=`` a layer of
+        counts or (log-)normalised values.
     model
         Surrogate architecture. ``"grids"``: the paper's, every gene read from one shared
         latent. ``"cis"``: the same shared model describes the cell state, and each gene
