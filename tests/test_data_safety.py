@@ -265,3 +265,25 @@ def test_fit_on_small_counts_logs_them(sim):
     m["rna"].layers["small"] = np.minimum(counts.toarray() if sp.issparse(counts) else counts, 20)
     fit = grids.tl.fit_surrogate(m, rna_layer="small", copy=True, **{**FIT, "max_epochs": 1})
     assert fit.uns["grids"]["surrogates"]["surrogate"]["config"]["data"]["rna_transform"] == "log1p"
+
+
+# ---- 8: unknown method options raise -------------------------------------------------------
+@pytest.mark.parametrize("method", ["first_order", "lime", "correlation"])
+def test_unknown_method_options_raise_naming_them(fitted, method, monkeypatch):
+    monkeypatch.setattr(sys.modules["grids_sc.tl._attribute"], "run_plan", _no_work)
+    snap = snapshot(fitted)
+    with pytest.raises(
+        TypeError, match=rf"method '{method}' got unknown option\(s\) \['not_an_option'\]"
+    ):
+        grids.tl.attribute(fitted, "gene0", method, progress=False, not_an_option=1)
+    assert_unchanged(fitted, snap)
+
+
+def test_known_method_options_are_used_and_recorded(fitted):
+    grids.tl.attribute(fitted, "gene0", "lime", L=3, progress=False, key_added="l", n_samples=30)
+    assert fitted.uns["grids"]["explain"]["l"]["settings"]["n_samples"] == 30
+    grids.tl.attribute(fitted, "gene0", "random", L=3, progress=False, key_added="r", seed=4)
+    a = grids.tl.attribute(fitted, "gene0", "random", L=3, progress=False, seed=4, copy=True)
+    assert list(a.uns["grids"]["explain"]["random_gene0_all"]["selected"]) == list(
+        fitted.uns["grids"]["explain"]["r"]["selected"]
+    )

@@ -8,7 +8,7 @@ import numpy as np
 from mudata import MuData
 
 from .._inputs import peak_chromosomes, rna_values
-from ..attribution import SCORERS, correlation_z
+from ..attribution import SCORERS, correlation_z, engine_arguments
 from ._plan import Task
 from ._selection import problems, selection_record
 from ._settings import SelectionSettings
@@ -33,7 +33,9 @@ def attribute_task(module, rows, task: Task, settings: SelectionSettings, dev) -
     if method == "correlation":
         scores = _correlation(rows, task, local["train"], feats, settings, method_kwargs)
     else:
-        scores = SCORERS[method](probs["train"], feats, seed=seed, L=L, **method_kwargs)
+        scorer = SCORERS[method]
+        fixed = engine_arguments(scorer, seed=seed, L=L)
+        scores = scorer(probs["train"], feats, **fixed, **method_kwargs)
     scores = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(scores).all():
         raise FloatingPointError(f"{method} gave non-finite scores for {task.name!r}")

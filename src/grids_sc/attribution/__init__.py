@@ -4,6 +4,8 @@ from ._correlation import correlation_z
 from ._methods import (
     METHODS,
     SCORERS,
+    check_method_options,
+    engine_arguments,
     fimap_scores,
     first_order_scores,
     integrated_gradients_scores,
@@ -19,7 +21,9 @@ __all__ = [
     "METHODS",
     "SCORERS",
     "WindowObjective",
+    "check_method_options",
     "correlation_z",
+    "engine_arguments",
     "fimap_scores",
     "first_order_scores",
     "integrated_gradients_scores",
