@@ -287,3 +287,27 @@ def test_known_method_options_are_used_and_recorded(fitted):
     assert list(a.uns["grids"]["explain"]["random_gene0_all"]["selected"]) == list(
         fitted.uns["grids"]["explain"]["r"]["selected"]
     )
+
+
+# ---- 9: any list-like of gene names --------------------------------------------------------
+@pytest.mark.parametrize("kind", [list, np.array, pd.Index, pd.Series, tuple])
+def test_genes_as_any_list_like(fitted, kind):
+    genes = kind(["gene0", "gene1"])
+    grids.tl.attribute(fitted, genes, "random", L=3, progress=False)
+    assert list(fitted.uns["grids"]["explain"]) == ["random_gene0_all", "random_gene1_all"]
+
+
+# ---- 10: no fragmentation warning with many .var columns ----------------------------------
+def test_many_var_columns_give_no_fragmentation_warning(fitted):
+    var = fitted["atac"].var
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        for i in range(150):  # a user's fragmented .var
+            var[f"user_{i}"] = float(i)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        for i in range(3):
+            grids.tl.attribute(fitted, ["gene0", "gene1"], "random", L=3, groupby="celltype",
+                               key_added=f"r{i}", progress=False)  # fmt: skip
+    assert sum(c.startswith("r") for c in fitted["atac"].var.columns) == 3 * 4 * 3
+    assert fitted["atac"].var["user_149"].eq(149.0).all()
