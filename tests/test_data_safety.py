@@ -13,6 +13,7 @@ import subprocess
 import sys
 import warnings
 
+import mudata
 import numpy as np
 import pandas as pd
 import pytest
@@ -311,3 +312,52 @@ def test_many_var_columns_give_no_fragmentation_warning(fitted):
                                key_added=f"r{i}", progress=False)  # fmt: skip
     assert sum(c.startswith("r") for c in fitted["atac"].var.columns) == 3 * 4 * 3
     assert fitted["atac"].var["user_149"].eq(149.0).all()
+
+
+# ---- 6: a gene the surrogate never predicts above 0 ----------------------------------------
+@pytest.fixture
+def silent(fitted):
+    """``fitted`` with a surrogate that predicts 0 for gene3 in every cell (its head's output
+    bias far below 0, clamped)."""
+    weights = fitted.uns["grids"]["surrogates"]["surrogate"]["weights"]
+    b2 = np.array(weights["cis__b2"])
+    b2[list(fitted["rna"].var_names).index("gene3")] = -1e4
+    weights["cis__b2"] = b2
+    return fitted
+
+
+@pytest.mark.parametrize("method", ["grids", "first_order"])
+def test_one_unexpressed_gene_raises_naming_gene_and_group(silent, method):
+    snap = snapshot(silent)
+    match = r"cannot explain 'gene3' in group 'type1'.*predicts 0 for gene\(s\) \['gene3'\]"
+    with pytest.raises(ValueError, match=match):
+        if method == "grids":
+            grids.tl.explain(silent, "gene3", groupby="celltype", groups="type1", **FAST)
+        else:
+            grids.tl.attribute(silent, "gene3", method, groupby="celltype", groups="type1",
+                               L=3, progress=False)  # fmt: skip
+    assert_unchanged(silent, snap)
+
+
+def test_unexpressed_tasks_are_skipped_with_one_warning_and_recorded(silent):
+    with pytest.warns(
+        UserWarning, match=r"skipped 2 of 4 .*\('gene3', 'type0'\), \('gene3', 'type1'\)"
+    ):
+        grids.tl.explain(silent, ["gene0", "gene3"], groupby="celltype", **FAST)
+    store = silent.uns["grids"]
+    assert list(store["explain"]) == ["grids_gene0_type0", "grids_gene0_type1"]
+    assert list(store["skipped"]) == ["grids_gene3_type0", "grids_gene3_type1"]
+    assert "predicts 0" in store["skipped"]["grids_gene3_type0"]["reason"]
+    assert not [c for c in silent["atac"].var.columns if c.startswith("grids_gene3")]
+    assert grids.tl.evaluate(silent)["key"].tolist() == ["grids_gene0_type0", "grids_gene0_type1"]
+
+
+def test_skipped_tasks_survive_a_file_round_trip(silent, tmp_path):
+    with pytest.warns(UserWarning, match="skipped 1 of 2"):
+        grids.tl.attribute(silent, ["gene0", "gene3"], "random", L=3, progress=False)
+    silent.write(tmp_path / "s.h5mu")
+    back = mudata.read_h5mu(tmp_path / "s.h5mu")
+    rec = back.uns["grids"]["skipped"]["random_gene3_all"]
+    assert rec["group"] == "all" and list(rec["gene"]) == ["gene3"]
+    grids.tl.attribute(back, "gene0", "random", L=3, progress=False, key_added="again")
+    assert set(back.uns["grids"]["explain"]) == {"random_gene0_all", "again"}

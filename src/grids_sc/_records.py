@@ -8,6 +8,7 @@ so that a user's key can never clash with a store's name::
     uns['grids']['fidelity'][key]        surrogate_fidelity             (table record)
     uns['grids']['interventional'][key]  interventional_fidelity        (table record)
     uns['grids']['evaluations'][key]     evaluate                       (table record)
+    uns['grids']['skipped'][key]         explain, attribute             (gene, group, reason)
 
 Every record carries a header: ``kind``, ``format_version``, ``package_version`` (the
 grids-sc version that wrote it) and ``params`` (the arguments of the call that made it, as
@@ -36,6 +37,7 @@ STORES = {
     "fidelity": "fidelity",
     "interventional": "interventional",
     "evaluation": "evaluations",
+    "skipped": "skipped",
 }
 WRITERS = {
     "surrogate": "grids.tl.fit_surrogate",
@@ -43,6 +45,7 @@ WRITERS = {
     "fidelity": "grids.tl.surrogate_fidelity",
     "interventional": "grids.tl.interventional_fidelity",
     "evaluation": "grids.tl.evaluate",
+    "skipped": "grids.tl.explain or grids.tl.attribute (tasks with nothing to move)",
 }
 HEADER = ("kind", "format_version", "package_version", "params")
 

@@ -10,20 +10,25 @@ from mudata import MuData
 from .._inputs import peak_chromosomes, rna_values
 from ..attribution import SCORERS, correlation_z, engine_arguments
 from ._plan import Task
-from ._selection import problems, selection_record
+from ._selection import Skipped, problems, selection_record, unexpressed
 from ._settings import SelectionSettings
 
 EXPENSIVE = ("lime", "sage", "fimap")
 MIN_BACKGROUND = 50
 
 
-def attribute_task(module, rows, task: Task, settings: SelectionSettings, dev) -> tuple[dict, dict]:
+def attribute_task(
+    module, rows, task: Task, settings: SelectionSettings, dev
+) -> tuple[dict, dict] | Skipped:
     """One attribution run: the surrogate, the group's CSR rows, the task and the settings ->
     the record (selected peaks by index) and the ``.var`` columns. Runs on workers.
     """
     method, L, seed = settings.method, settings.L, settings.seed
     method_kwargs, max_features = settings.options, settings.max_features
     cells, local, probs = problems(module, rows, task, settings, dev)
+    skipped = unexpressed(task, probs)
+    if skipped is not None:
+        return skipped
     mask = task.candidates
     feats = np.flatnonzero(mask)
     if method in EXPENSIVE and len(feats) > max_features:

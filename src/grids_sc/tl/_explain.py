@@ -133,6 +133,15 @@ def explain(
         selected) and ``{key}_score`` (first-order gain of perturbing the peak given the
         selection, relative to mean expression; NaN outside the window), plus
         ``{key}_frequency`` when ``restarts > 1``.
+
+    Raises
+    ------
+    ValueError
+        When the call's only (gene, group) has a gene that the surrogate predicts at 0 in
+        every search cell of the group (there is nothing to move). In a call over several
+        genes or groups such a task is skipped instead, with one warning naming every
+        skipped (gene, group), and recorded in ``mdata.uns['grids']['skipped'][key]``
+        (``name``, ``gene``, ``group``, ``reason``); the others are stored as usual.
     """
     params = records.call_params(locals())
     # ---- validate everything before writing anything ----------------------------------------
