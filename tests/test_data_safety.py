@@ -361,3 +361,68 @@ def test_skipped_tasks_survive_a_file_round_trip(silent, tmp_path):
     assert rec["group"] == "all" and list(rec["gene"]) == ["gene3"]
     grids.tl.attribute(back, "gene0", "random", L=3, progress=False, key_added="again")
     assert set(back.uns["grids"]["explain"]) == {"random_gene0_all", "again"}
+
+
+# ---- 4: backed data --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def backed_file(fitted_once, tmp_path_factory):
+    path = tmp_path_factory.mktemp("backed") / "fit.h5mu"
+    fitted_once.write(path)
+    return path
+
+
+def _file_state(path):
+    return path.stat().st_mtime_ns, path.read_bytes()
+
+
+def test_explain_attribute_predict_on_backed_data_equal_in_memory(fitted, backed_file, monkeypatch):
+    from grids_sc._inputs import BackedRows
+
+    state = _file_state(backed_file)
+    backed = mudata.read_h5mu(backed_file, backed="r")
+    assert backed.isbacked
+    read = []
+    getitem = BackedRows.__getitem__
+    monkeypatch.setattr(BackedRows, "__getitem__", lambda s, r: read.append(r) or getitem(s, r))
+    kw = dict(groupby="celltype", groups="type1", **FAST)
+    for m in (fitted, backed):
+        grids.tl.explain(m, ["gene0", "gene1"], **kw)
+        grids.tl.attribute(m, "gene0", "correlation", L=3, groupby="celltype", groups="type1",
+                           progress=False, n_background=20)  # fmt: skip
+        grids.tl.predict_expression(m, batch_size=64)
+    type1 = np.flatnonzero(fitted.obs["celltype"].to_numpy() == "type1")
+    explain_reads = [r for r in read if not isinstance(r, slice)]
+    assert explain_reads and all(np.array_equal(r, type1) for r in explain_reads)
+    assert [r for r in read if isinstance(r, slice)][0] == slice(0, 64)  # predict: by batch
+    for key in ("grids_gene0_type1", "grids_gene1_type1", "correlation_gene0_type1"):
+        a, b = fitted.uns["grids"]["explain"][key], backed.uns["grids"]["explain"][key]
+        assert list(a["selected"]) == list(b["selected"]) and a["delta"] == b["delta"]
+        _same(a["per_cell"], b["per_cell"], key)
+    pd.testing.assert_frame_equal(fitted["atac"].var, backed["atac"].var)
+    pred = fitted["rna"].layers["grids_predicted"]
+    assert np.array_equal(pred, backed["rna"].layers["grids_predicted"])
+    assert grids.tl.evaluate(backed).equals(grids.tl.evaluate(fitted))
+    backed.file.close()
+    assert _file_state(backed_file) == state
+
+
+def test_functions_that_need_memory_say_so_on_backed_data(backed_file):
+    backed = mudata.read_h5mu(backed_file, backed="r")
+    snap = snapshot(backed.copy(backed_file.with_name("snap.h5mu")))
+    calls = {
+        "fit_surrogate": lambda: grids.tl.fit_surrogate(backed, **FIT),
+        "surrogate_fidelity": lambda: grids.tl.surrogate_fidelity(backed),
+        "interventional_fidelity": lambda: grids.tl.interventional_fidelity(backed),
+        "binarize": lambda: grids.pp.binarize(backed),
+    }
+    for call in calls.values():
+        with pytest.raises(ValueError, match=r"backed on disk.*\.to_memory\(\)") as err:
+            call()
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=r"copy=True needs the data in memory.*\.to_memory\(\)"):
+        grids.tl.explain(backed, "gene0", copy=True, **FAST)
+    for name in backed.mod:  # the documented way to load it
+        backed.mod[name] = backed[name].to_memory()
+    grids.tl.surrogate_fidelity(backed)
+    backed_snap = snapshot(backed)
+    assert set(backed_snap["uns"]["grids"]) - set(snap["uns"]["grids"]) == {"fidelity"}

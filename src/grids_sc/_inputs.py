@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from ._validate import check_binary, check_finite, get_matrix
+from ._validate import backed_error, check_binary, check_finite, get_matrix, is_backed
 
 RNA_TRANSFORMS = ("auto", "log1p", "none")
 
@@ -39,6 +39,40 @@ def atac_binary(adata: AnnData, layer: str | None, name: str) -> sp.csr_matrix:
     what = f"ATAC modality {name!r}" + (f" (layer {layer!r})" if layer else " (.X)")
     check_binary(x, what)
     return binary_csr(x)
+
+
+def atac_rows(adata: AnnData, layer: str | None, name: str) -> sp.csr_matrix | BackedRows:
+    """The ATAC matrix as :func:`atac_binary` gives it, or, when it is backed on disk, a
+    :class:`BackedRows` that reads (and checks) only the rows asked for.
+    """
+    x = get_matrix(adata, layer, f"ATAC modality {name!r}", backed=True)
+    if not is_backed(x):
+        return atac_binary(adata, layer, name)
+    what = f"ATAC modality {name!r}" + (f" (layer {layer!r})" if layer else " (.X)")
+    if getattr(x, "format", None) != "csr":
+        raise backed_error(what + " (stored as CSC, whose rows cannot be read alone)")
+    return BackedRows(x, what)
+
+
+class BackedRows:
+    """A CSR matrix on disk whose rows are read when indexed (``rows[cells]``,
+    ``rows[a:b]``), each read checked binary and returned as :func:`binary_csr` gives it.
+    """
+
+    def __init__(self, x, what: str) -> None:
+        self.x, self.what, self.shape = x, what, tuple(x.shape)
+
+    def __getitem__(self, rows) -> sp.csr_matrix:
+        if not isinstance(rows, slice):
+            rows = np.asarray(rows)
+            if rows.dtype == bool:
+                rows = np.flatnonzero(rows)
+            if len(rows) and np.any(np.diff(rows) <= 0):  # read sorted, return in order
+                uniq, inverse = np.unique(rows, return_inverse=True)
+                return self[uniq][inverse]
+        out = sp.csr_matrix(self.x[rows])
+        check_binary(out, self.what)
+        return binary_csr(out)
 
 
 def binary_csr(x) -> sp.csr_matrix:
@@ -81,7 +115,7 @@ def peak_chromosomes(adata: AnnData, name: str) -> tuple[np.ndarray, list[str]]:
 
 
 def rna_values(
-    adata: AnnData, layer: str | None, transform: str, name: str
+    adata: AnnData, layer: str | None, transform: str, name: str, rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, str]:
     """Dense float32 expression after the RNA transform; returns the transform actually used.
 
@@ -90,10 +124,13 @@ def rna_values(
     values: scanpy recorded ``uns['log1p']``, so they are logged (no transform); integers are
     counts (``log1p``); non-integers with a maximum above 20 are normalised but not logged
     (``log1p``); other non-negative values are taken as log-scale (no transform).
+    ``rows`` (sorted cell positions): only those cells, read alone from a backed matrix.
     """
     if transform not in RNA_TRANSFORMS:
         raise ValueError(f"rna_transform must be one of {RNA_TRANSFORMS}, got {transform!r}")
-    x = get_matrix(adata, layer, f"RNA modality {name!r}")
+    x = get_matrix(adata, layer, f"RNA modality {name!r}", backed=rows is not None)
+    if rows is not None:
+        x = x[np.asarray(rows)]
     what = f"RNA modality {name!r}" + (f" (layer {layer!r})" if layer else " (.X)")
     check_finite(x, what)
     values = np.asarray(x.data) if sp.issparse(x) else np.asarray(x)

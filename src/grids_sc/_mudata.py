@@ -24,7 +24,18 @@ def local_options() -> Iterator[None]:
         yield
 
 
+def check_copy(data, copy: bool) -> None:
+    """Refuse ``copy=True`` on backed data (a copy in memory would load every matrix)."""
+    if copy and getattr(data, "isbacked", False):
+        raise ValueError(
+            "copy=True needs the data in memory, but mdata is backed on disk (read with "
+            "backed='r'): write into it (copy=False; results go to .uns, .var and layers in "
+            "memory), or load it with mdata.mod[name] = mdata[name].to_memory()"
+        )
+
+
 def copy_of(data: T) -> T:
     """``data.copy()`` (a MuData or an AnnData) under :func:`local_options`."""
+    check_copy(data, True)
     with local_options():
         return data.copy()

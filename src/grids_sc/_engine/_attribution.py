@@ -53,11 +53,14 @@ def attribute_task(
     )
 
 
-def _expression(mdata: MuData, plan) -> np.ndarray:
-    """Observed expression of the model's genes on the scale the surrogate was fit on."""
+def _expression(mdata: MuData, plan, rows: np.ndarray) -> np.ndarray:
+    """Observed expression of the model's genes in cells ``rows`` (sorted) on the scale the
+    surrogate was fit on (only those rows are read from backed data).
+    """
     a_rna = mdata.mod[plan.rna]
-    y, _ = rna_values(a_rna, plan.fitted.rna_layer, plan.fitted.rna_transform, plan.rna)
-    cols = a_rna.var_names.get_indexer(plan.fitted.genes)
+    fitted = plan.fitted
+    y, _ = rna_values(a_rna, fitted.rna_layer, fitted.rna_transform, plan.rna, rows=rows)
+    cols = a_rna.var_names.get_indexer(fitted.genes)
     return np.asarray(y[:, cols], dtype=np.float64)
 
 
@@ -66,7 +69,8 @@ def correlation_inputs(mdata: MuData, plan) -> None:
     genes in its group's cells and the background peaks (accessibility-matched peaks are
     drawn from them).
     """
-    y_all = _expression(mdata, plan)
+    rows = np.unique(np.concatenate([task.cells for task in plan.tasks]))
+    y_rows = _expression(mdata, plan, rows)
     chrom, chrom_names = peak_chromosomes(mdata.mod[plan.atac], plan.atac)
     rna_var = mdata.mod[plan.rna].var
     for task in plan.tasks:
@@ -82,7 +86,7 @@ def correlation_inputs(mdata: MuData, plan) -> None:
         if background.sum() < MIN_BACKGROUND:  # no window and no gene coordinates: all peaks
             background = np.ones(len(chrom), dtype=bool)
         task.inputs = {
-            "expression": y_all[np.ix_(task.cells, task.gene_index)],
+            "expression": y_rows[np.ix_(np.searchsorted(rows, task.cells), task.gene_index)],
             "background": background,
         }
 

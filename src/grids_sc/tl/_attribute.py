@@ -20,6 +20,7 @@ from .._engine import (
     write_results,
 )
 from .._logging import timed
+from .._mudata import check_copy
 from ..attribution import METHODS, check_method_options
 from ._surrogate import get_surrogate
 
@@ -102,6 +103,7 @@ def attribute(
     params = records.call_params(locals())
     if not copy:
         records.check_not_view(mdata)
+    check_copy(mdata, copy)
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     check_method_options(method, method_kwargs)

@@ -19,6 +19,7 @@ from .._engine import (
     write_results,
 )
 from .._logging import timed
+from .._mudata import check_copy
 from ..search._run import INITS
 from ._surrogate import get_surrogate
 
@@ -147,6 +148,7 @@ def explain(
     # ---- validate everything before writing anything ----------------------------------------
     if not copy:
         records.check_not_view(mdata)
+    check_copy(mdata, copy)
     check_objective(perturb, direction, L)
     if moves not in MOVES:
         raise ValueError(f"moves must be one of {list(MOVES)}, got {moves!r}")
