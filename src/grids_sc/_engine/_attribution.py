@@ -8,7 +8,8 @@ import numpy as np
 from mudata import MuData
 
 from .._inputs import peak_chromosomes, rna_values
-from ..attribution import SCORERS, correlation_z, engine_arguments
+from ..attribution import SCORERS, correlation_z
+from ..attribution._methods import engine_arguments
 from ._plan import Task
 from ._selection import Skipped, problems, selection_record, unexpressed
 from ._settings import SelectionSettings

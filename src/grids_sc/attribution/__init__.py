@@ -4,8 +4,6 @@ from ._correlation import correlation_z
 from ._methods import (
     METHODS,
     SCORERS,
-    check_method_options,
-    engine_arguments,
     fimap_scores,
     first_order_scores,
     integrated_gradients_scores,
@@ -21,9 +19,7 @@ __all__ = [
     "METHODS",
     "SCORERS",
     "WindowObjective",
-    "check_method_options",
     "correlation_z",
-    "engine_arguments",
     "fimap_scores",
     "first_order_scores",
     "integrated_gradients_scores",

@@ -21,7 +21,8 @@ from .._engine import (
 )
 from .._logging import timed
 from .._mudata import check_copy
-from ..attribution import METHODS, check_method_options
+from ..attribution import METHODS
+from ..attribution._methods import check_method_options
 from ._surrogate import get_surrogate
 
 
