@@ -207,3 +207,75 @@ def test_executor_option_follows_the_api(files, tmp_path, capsys):
     argv = ["explain", str(files / "fit.h5mu"), "-o", str(tmp_path / "o.h5mu"), "-q"]
     assert main([*argv, "-g", GENE, "--executor", "0"]) == 1
     assert "at least 1" in _one_error_line(capsys)
+
+
+# ---- issue 17: outputs checked first, failed writes in one line, --inplace through links ----
+def _no_work(*args, **kwargs):
+    raise AssertionError("worked before checking the output paths")
+
+
+def test_output_paths_are_checked_before_any_work(files, tmp_path, capsys, monkeypatch):
+    import grids_sc.cli._commands as commands
+
+    monkeypatch.setattr(commands, "read_h5mu", _no_work)
+    monkeypatch.setattr(grids.tl, "fit_surrogate", _no_work)
+    fit, ex = str(files / "fit.h5mu"), str(files / "ex.h5mu")
+    before = (files / "fit.h5mu").read_bytes()
+    missing = tmp_path / "missing"
+    cases = [
+        (["fit", str(files / "raw.h5mu"), "-o", str(missing / "x.h5mu"), "--binarize"],
+         f"output directory {str(missing)!r} does not exist"),
+        (["explain", fit, "-o", str(tmp_path), "-g", GENE], "is a directory"),
+        (["explain", fit, "-o", fit, "-g", GENE], "is the input file; pass --inplace"),
+        (["evaluate", ex, "--table", str(missing / "t.tsv")], "table directory"),
+        (["evaluate", ex, "-o", str(tmp_path / "o.h5mu"), "--table", str(missing / "t.csv")],
+         "table directory"),
+        (["export", ex, "-o", str(missing / "l.bedpe")], "does not exist"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert main([*argv, "-q"]) == 1, argv
+        assert message in _one_error_line(capsys), argv
+    assert (files / "fit.h5mu").read_bytes() == before and not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("error", [RuntimeError, OSError])
+def test_a_failed_write_is_one_error_line_and_leaves_nothing(
+    files, tmp_path, capsys, monkeypatch, error
+):
+    def disk_full(self, *args, **kwargs):
+        raise error("Can't write data (file write failed: No space left on device)")
+
+    monkeypatch.setattr(mudata.MuData, "write", disk_full)
+    out = tmp_path / "o.h5mu"
+    assert main(["evaluate", str(files / "ex.h5mu"), "-o", str(out), "-q"]) == 1
+    line = _one_error_line(capsys)
+    assert line == (
+        f"grids: error: cannot write {str(out)!r}: Can't write data (file write failed: No "
+        "space left on device)"
+    )
+    assert not os.listdir(tmp_path)
+
+
+def test_inplace_through_a_symlink_replaces_its_target(files, tmp_path, capsys):
+    import stat
+
+    real = tmp_path / "data" / "work.h5mu"
+    real.parent.mkdir()
+    shutil.copy(files / "ex.h5mu", real)
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.h5mu"
+    link.symlink_to(real)
+    table = str(tmp_path / "t.tsv")
+    assert main(["evaluate", str(link), "--inplace", "--table", table, "-q"]) == 0
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert "evaluation" in mudata.read_h5mu(real).uns["grids"]["evaluations"]
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    assert sorted(os.listdir(real.parent)) == ["work.h5mu"]
+
+    hard = tmp_path / "hard.h5mu"  # documented: the file is replaced, other links keep it
+    os.link(real, hard)
+    argv = ["evaluate", str(real), "--inplace", "--table", table, "--key-added", "again"]
+    assert main(argv) == 0
+    assert "grids: warning: " in capsys.readouterr().err
+    assert "again" in mudata.read_h5mu(real).uns["grids"]["evaluations"]
+    assert "again" not in mudata.read_h5mu(hard).uns["grids"]["evaluations"]

@@ -90,3 +90,14 @@ def test_bad_input_leaves_object_untouched(sim_small):
         grids.tl.predict_expression(sim_small)
     with pytest.raises(ValueError, match="model must be"):
         grids.tl.fit_surrogate(sim_small, model="nope")
+
+
+def test_chromosomes_parsed_from_peak_names(sim_small):
+    """Without var['chrom'] the chromosomes come from the peak names (chr:start-end)."""
+    m = sim_small.copy()
+    m["atac"].var = m["atac"].var.drop(columns=["chrom"])
+    grids.tl.fit_surrogate(m, max_epochs=1, cis_max_epochs=1, progress=False)
+    assert "chrom" not in m["atac"].var.columns  # the user's table is not changed
+    config = m.uns["grids"]["surrogates"]["surrogate"]["config"]
+    expected = sorted(set(sim_small["atac"].var["chrom"]))
+    assert list(config["data"]["chroms"]) == expected

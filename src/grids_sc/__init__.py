@@ -11,14 +11,8 @@ Namespaces follow scanpy: :mod:`grids_sc.pp` (preprocessing), :mod:`grids_sc.tl`
 
 from importlib.metadata import PackageNotFoundError, version
 
-import mudata as _mudata
-
 from . import datasets, get, io, pl, pp, tl
 from ._logging import set_verbosity
-
-# MuData otherwise copies modality annotations into the global object on every update,
-# which is slow and surprising for the per-modality columns this package writes.
-_mudata.set_options(pull_on_update=False)
 
 try:
     __version__ = version("grids-sc")

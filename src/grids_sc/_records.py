@@ -8,6 +8,7 @@ so that a user's key can never clash with a store's name::
     uns['grids']['fidelity'][key]        surrogate_fidelity             (table record)
     uns['grids']['interventional'][key]  interventional_fidelity        (table record)
     uns['grids']['evaluations'][key]     evaluate                       (table record)
+    uns['grids']['skipped'][key]         explain, attribute             (gene, group, reason)
 
 Every record carries a header: ``kind``, ``format_version``, ``package_version`` (the
 grids-sc version that wrote it) and ``params`` (the arguments of the call that made it, as
@@ -36,6 +37,7 @@ STORES = {
     "fidelity": "fidelity",
     "interventional": "interventional",
     "evaluation": "evaluations",
+    "skipped": "skipped",
 }
 WRITERS = {
     "surrogate": "grids.tl.fit_surrogate",
@@ -43,6 +45,7 @@ WRITERS = {
     "fidelity": "grids.tl.surrogate_fidelity",
     "interventional": "grids.tl.interventional_fidelity",
     "evaluation": "grids.tl.evaluate",
+    "skipped": "grids.tl.explain or grids.tl.attribute (tasks with nothing to move)",
 }
 HEADER = ("kind", "format_version", "package_version", "params")
 
@@ -121,13 +124,22 @@ def check_key(key, what: str = "key_added") -> str:
     return key
 
 
-def _root_for_write(mdata) -> dict:
-    """``mdata.uns['grids']`` migrated to format 2, made if absent (``mdata`` not a view)."""
+def check_not_view(mdata) -> None:
+    """Refuse a view (``mdata[mask]``) as the object a call writes into: its nested ``.uns``
+    dicts are the parent's, so writing would change the object it was taken from. Called
+    first thing by every public function that writes into ``mdata``, before any work.
+    """
     if getattr(mdata, "is_view", False):
         raise ValueError(
             "mdata is a view (e.g. mdata[mask]): writing results into it would change the "
             "object it was taken from. Make it an object of its own first: mdata = mdata.copy()"
+            " (or pass copy=True where the function has it)"
         )
+
+
+def _root_for_write(mdata) -> dict:
+    """``mdata.uns['grids']`` migrated to format 2, made if absent (``mdata`` not a view)."""
+    check_not_view(mdata)
     uns = mdata.uns
     root = uns.get(ROOT)
     if not isinstance(root, dict) or _needs_migration(root):

@@ -44,15 +44,41 @@ def check_paired(mdata: MuData, rna: str = "rna", atac: str = "atac") -> tuple[A
     return a_rna, a_atac
 
 
-def get_matrix(adata: AnnData, layer: str | None, what: str) -> np.ndarray | sp.spmatrix:
-    """Return ``adata.X`` or a layer, with an error naming the missing layer."""
+def is_backed(x) -> bool:
+    """Whether ``x`` is a matrix on disk (``read_h5mu(..., backed="r")``), not in memory."""
+    import h5py
+    from anndata.abc import CSCDataset, CSRDataset
+
+    return isinstance(x, (CSRDataset, CSCDataset, h5py.Dataset))
+
+
+def backed_error(what: str) -> ValueError:
+    """The one-line error of a function that needs ``what`` in memory."""
+    return ValueError(
+        f"{what} is backed on disk (read with backed='r') and this function needs it in "
+        "memory: load it with mdata.mod[name] = mdata[name].to_memory(), or read the file "
+        "without backed= (tl.explain, tl.attribute and tl.predict_expression read backed "
+        "data directly)"
+    )
+
+
+def get_matrix(
+    adata: AnnData, layer: str | None, what: str, backed: bool = False
+) -> np.ndarray | sp.spmatrix:
+    """Return ``adata.X`` or a layer, with an error naming the missing layer; a matrix on
+    disk only with ``backed=True`` (else an error naming ``.to_memory()``).
+    """
     if layer is None:
         if adata.X is None:
             raise ValueError(f"{what} has no .X; pass layer=... to use a layer")
-        return adata.X
-    if layer not in adata.layers:
+        x = adata.X
+    elif layer not in adata.layers:
         raise KeyError(f"layer {layer!r} not found in {what}; it has {sorted(adata.layers)}")
-    return adata.layers[layer]
+    else:
+        x = adata.layers[layer]
+    if not backed and is_backed(x):
+        raise backed_error(what)
+    return x
 
 
 def _values(x: np.ndarray | sp.spmatrix) -> np.ndarray:

@@ -92,11 +92,13 @@ def fit(args: argparse.Namespace) -> int:
     """The ``fit`` command on this process; returns the exit status."""
     import mudata
 
+    from ._mudata import local_options
     from .tl import fit_surrogate
 
     parallel, started = setup(args.device)
     try:
-        mdata = mudata.read_h5mu(args.input)
+        with local_options():
+            mdata = mudata.read_h5mu(args.input)
         fit_surrogate(
             mdata,
             rna=args.rna,
@@ -121,7 +123,8 @@ def fit(args: argparse.Namespace) -> int:
             print(f"error: rank {parallel.rank} ended with other weights", file=sys.stderr)
             return 1
         if parallel.main:
-            mdata.write(args.output)
+            with local_options():
+                mdata.write(args.output)
             print(
                 f"fitted {args.model!r} surrogate on {parallel.world} processes "
                 f"({parallel.device.type}); all processes hold the same weights; "

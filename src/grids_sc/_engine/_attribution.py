@@ -9,21 +9,27 @@ from mudata import MuData
 
 from .._inputs import peak_chromosomes, rna_values
 from ..attribution import SCORERS, correlation_z
+from ..attribution._methods import engine_arguments
 from ._plan import Task
-from ._selection import problems, selection_record
+from ._selection import Skipped, problems, selection_record, unexpressed
 from ._settings import SelectionSettings
 
 EXPENSIVE = ("lime", "sage", "fimap")
 MIN_BACKGROUND = 50
 
 
-def attribute_task(module, rows, task: Task, settings: SelectionSettings, dev) -> tuple[dict, dict]:
+def attribute_task(
+    module, rows, task: Task, settings: SelectionSettings, dev
+) -> tuple[dict, dict] | Skipped:
     """One attribution run: the surrogate, the group's CSR rows, the task and the settings ->
     the record (selected peaks by index) and the ``.var`` columns. Runs on workers.
     """
     method, L, seed = settings.method, settings.L, settings.seed
     method_kwargs, max_features = settings.options, settings.max_features
     cells, local, probs = problems(module, rows, task, settings, dev)
+    skipped = unexpressed(task, probs)
+    if skipped is not None:
+        return skipped
     mask = task.candidates
     feats = np.flatnonzero(mask)
     if method in EXPENSIVE and len(feats) > max_features:
@@ -33,7 +39,9 @@ def attribute_task(module, rows, task: Task, settings: SelectionSettings, dev) -
     if method == "correlation":
         scores = _correlation(rows, task, local["train"], feats, settings, method_kwargs)
     else:
-        scores = SCORERS[method](probs["train"], feats, seed=seed, L=L, **method_kwargs)
+        scorer = SCORERS[method]
+        fixed = engine_arguments(scorer, seed=seed, L=L)
+        scores = scorer(probs["train"], feats, **fixed, **method_kwargs)
     scores = np.asarray(scores, dtype=np.float64)
     if not np.isfinite(scores).all():
         raise FloatingPointError(f"{method} gave non-finite scores for {task.name!r}")
@@ -46,11 +54,14 @@ def attribute_task(module, rows, task: Task, settings: SelectionSettings, dev) -
     )
 
 
-def _expression(mdata: MuData, plan) -> np.ndarray:
-    """Observed expression of the model's genes on the scale the surrogate was fit on."""
+def _expression(mdata: MuData, plan, rows: np.ndarray) -> np.ndarray:
+    """Observed expression of the model's genes in cells ``rows`` (sorted) on the scale the
+    surrogate was fit on (only those rows are read from backed data).
+    """
     a_rna = mdata.mod[plan.rna]
-    y, _ = rna_values(a_rna, plan.fitted.rna_layer, plan.fitted.rna_transform, plan.rna)
-    cols = a_rna.var_names.get_indexer(plan.fitted.genes)
+    fitted = plan.fitted
+    y, _ = rna_values(a_rna, fitted.rna_layer, fitted.rna_transform, plan.rna, rows=rows)
+    cols = a_rna.var_names.get_indexer(fitted.genes)
     return np.asarray(y[:, cols], dtype=np.float64)
 
 
@@ -59,7 +70,8 @@ def correlation_inputs(mdata: MuData, plan) -> None:
     genes in its group's cells and the background peaks (accessibility-matched peaks are
     drawn from them).
     """
-    y_all = _expression(mdata, plan)
+    rows = np.unique(np.concatenate([task.cells for task in plan.tasks]))
+    y_rows = _expression(mdata, plan, rows)
     chrom, chrom_names = peak_chromosomes(mdata.mod[plan.atac], plan.atac)
     rna_var = mdata.mod[plan.rna].var
     for task in plan.tasks:
@@ -75,7 +87,7 @@ def correlation_inputs(mdata: MuData, plan) -> None:
         if background.sum() < MIN_BACKGROUND:  # no window and no gene coordinates: all peaks
             background = np.ones(len(chrom), dtype=bool)
         task.inputs = {
-            "expression": y_all[np.ix_(task.cells, task.gene_index)],
+            "expression": y_rows[np.ix_(np.searchsorted(rows, task.cells), task.gene_index)],
             "background": background,
         }
 

@@ -15,7 +15,8 @@ from pandas.api.types import is_list_like
 
 from .._device import resolve_device
 from .._genome import gene_coordinates, peak_coordinates, window_mask
-from .._inputs import atac_binary, obs_column
+from .._inputs import atac_rows, obs_column
+from .._records import check_key
 from ._executor import run_tasks
 
 MIN_GROUP_CELLS = 10
@@ -134,7 +135,7 @@ class Plan:
     rna: str
     atac: str
     tasks: list[Task]
-    x_all: object  # CSR accessibility of all cells
+    x_all: object  # CSR accessibility of all cells, or BackedRows (read per task)
     gene_pos: dict[str, int]
     peak_names: np.ndarray
 
@@ -153,7 +154,7 @@ def make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, prefix
     group_list = group_cells(mdata, groupby, groups, (rna, atac))
     if not group_list:
         raise ValueError(f"no group of {groupby!r} has at least {MIN_GROUP_CELLS} cells")
-    x_all = atac_binary(mdata.mod[atac], fitted.layer, atac)
+    x_all = atac_rows(mdata.mod[atac], fitted.layer, atac)  # backed: rows read per task
     n_peaks = x_all.shape[1]
     masks = {}
     for name, genes in specs:
@@ -179,6 +180,8 @@ def make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, prefix
             else:
                 k = f"{key_added}_{name}_{gname}" if many else key_added
             tasks.append(Task(name, genes, index, gname, cells, masks[name], _sanitize(k)))
+    for task in tasks:  # before anything runs
+        check_key(task.key, "key_added" if key_added is not None and not many else "result key")
     return Plan(
         fitted,
         rna,

@@ -4,6 +4,8 @@ search, and the record every selection method stores.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -15,6 +17,38 @@ from ._progress import on_step
 from ._settings import SelectionSettings
 
 REL_FLOOR = 0.01  # Rel Δ counts cells predicted at >= 1% of the group mean
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """What a task returns instead of a selection when there is nothing to move: the
+    surrogate predicts 0 for a gene of the task in every search cell of the group.
+    """
+
+    name: str
+    genes: list[str]
+    group: str
+    key: str
+    reason: str
+
+
+def unexpressed(task: Task, probs: dict) -> Skipped | None:
+    """A :class:`Skipped` when the surrogate never predicts a gene of ``task`` above 0 on the
+    group's search cells (the objective, relative to the mean, would divide by 0).
+    """
+    before = probs["train"].per_cell(torch.empty(0, dtype=torch.long))[0]
+    zero = [g for g, hi in zip(task.genes, before.max(0)) if not hi > 0]
+    if not zero:
+        return None
+    return Skipped(
+        task.name,
+        list(task.genes),
+        task.group,
+        task.key,
+        f"the surrogate predicts 0 for gene(s) {zero} in every search cell of group "
+        f"{task.group!r}, so no selection can lower or raise it; explain another gene or group"
+        + (f" (or leave {zero} out of gene set {task.name!r})" if len(task.genes) > 1 else ""),
+    )
 
 
 def named_record(record: dict, names: np.ndarray) -> dict:
@@ -75,13 +109,16 @@ def problems(module, rows, task: Task, settings: SelectionSettings, dev) -> tupl
 
 def explain_task(
     module, rows, task: Task, settings: SelectionSettings, dev, progress=None
-) -> tuple[dict, dict]:
+) -> tuple[dict, dict] | Skipped:
     """One GRIDS run: the surrogate, the group's CSR rows, the task and the settings ->
     the record (selected peaks by index) and the ``.var`` columns. Runs on workers.
     ``progress`` (serial runs only) receives a dict per search step (see
     :func:`~grids_sc._engine._progress.on_step`).
     """
     cells, _, probs = problems(module, rows, task, settings, dev)
+    skipped = unexpressed(task, probs)
+    if skipped is not None:
+        return skipped
     mask = task.candidates
     res = run_search(
         probs["train"],

@@ -4,19 +4,50 @@ per-peak ATAC ``var`` columns in one operation.
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pandas as pd
 
 from .. import _records as records
 from .._logging import logger as log
+from .._mudata import copy_of
 from ._plan import Plan
-from ._selection import named_record
+from ._selection import Skipped, named_record
 
 
 def write_results(mdata, plan: Plan, results, copy: bool, params: dict):
-    """Store each task's record and ``.var`` columns (in ``mdata`` or a copy)."""
-    target = mdata.copy() if copy else mdata
+    """Store each task's record and ``.var`` columns (in ``mdata`` or a copy).
+
+    A task with nothing to move (:class:`Skipped`: the surrogate predicts 0 for its gene in
+    the whole group) is an error when it is the call's only task; among several it is left
+    out with one warning naming every skipped (gene, group), recorded in the ``skipped``
+    store under its key (an earlier result under that key and its columns are removed).
+    """
+    skipped = [r for r in results if isinstance(r, Skipped)]
+    if skipped and len(plan.tasks) == 1:
+        raise ValueError(f"cannot explain {skipped[0].name!r} in group {skipped[0].group!r}: "
+                         f"{skipped[0].reason}")  # fmt: skip
+    if skipped:
+        pairs = ", ".join(f"({s.name!r}, {s.group!r})" for s in skipped)
+        warnings.warn(
+            f"skipped {len(skipped)} of {len(plan.tasks)} (gene, group) task(s), which the "
+            f"surrogate predicts at 0 in every search cell of the group: {pairs}; they are "
+            f"listed in mdata.uns['grids']['skipped']",
+            UserWarning,
+            stacklevel=3,
+        )
+    target = copy_of(mdata) if copy else mdata
     new = {}
-    for task, (record, columns) in zip(plan.tasks, results):
+    for task, result in zip(plan.tasks, results):
+        if isinstance(result, Skipped):
+            records.delete(target, "selection", task.key)
+            record = {"name": result.name, "gene": np.asarray(result.genes, dtype=str),
+                      "group": result.group, "reason": result.reason}  # fmt: skip
+            records.write(target, "skipped", task.key, record, params)
+            continue
+        record, columns = result
+        records.delete(target, "skipped", task.key)
         records.write(target, "selection", task.key, named_record(record, plan.peak_names), params)
         new.update({f"{task.key}_{col}": values for col, values in columns.items()})
     a_atac = target.mod[plan.atac]
@@ -24,7 +55,7 @@ def write_results(mdata, plan: Plan, results, copy: bool, params: dict):
     records.replace_var_columns(a_atac, [task.key for task in plan.tasks], columns)
     log.info(
         "added %d result(s) to .uns['grids']['explain'] and their columns to .mod[%r].var",
-        len(plan.tasks),
+        len(plan.tasks) - len(skipped),
         plan.atac,
     )
     return target if copy else None

@@ -8,11 +8,15 @@ perturbation-mask generator; ``correlation`` needs no model (see :mod:`._correla
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from torch import nn
 
 from ..search import EmbeddingSumProblem
+from ._correlation import correlation_z
 from ._window import WindowObjective
 
 METHODS = (
@@ -28,12 +32,12 @@ METHODS = (
 )
 
 
-def random_scores(problem: EmbeddingSumProblem, features: np.ndarray, *, seed: int = 0, **_):
+def random_scores(problem: EmbeddingSumProblem, features: np.ndarray, *, seed: int = 0):
     """Uniform random scores (a seeded random ranking)."""
     return np.random.default_rng(seed).random(len(features))
 
 
-def saliency_scores(problem: EmbeddingSumProblem, features: np.ndarray, **_):
+def saliency_scores(problem: EmbeddingSumProblem, features: np.ndarray):
     """Vanilla saliency: the gradient of the group objective with respect to each peak's
     accessibility, summed over the cells, signed so that high means moving the peak towards
     the perturbed value moves the objective the wanted way (``(1 - 2p) g_j``).
@@ -49,7 +53,7 @@ def saliency_scores(problem: EmbeddingSumProblem, features: np.ndarray, **_):
     return scores.detach().cpu().numpy()
 
 
-def first_order_scores(problem: EmbeddingSumProblem, features: np.ndarray, **_):
+def first_order_scores(problem: EmbeddingSumProblem, features: np.ndarray):
     """``-d_j``, where ``d_j = sum_c (p - x_cj) dObjective/dx_cj`` is the first-order change of
     the objective from perturbing peak ``j`` alone (gradient times the change; for closing,
     Captum's ``InputXGradient``).
@@ -75,7 +79,6 @@ def smoothgrad_scores(
     nt_samples: int = 16,
     stdev: float = 0.15,
     batch_cells: int = 512,
-    **_,
 ):
     """SmoothGrad (Captum ``NoiseTunnel`` over ``Saliency``, signed): gradients averaged over
     Gaussian-noised window states, times each peak's perturbation.
@@ -107,7 +110,6 @@ def integrated_gradients_scores(
     *,
     n_steps: int = 32,
     batch_cells: int = 256,
-    **_,
 ):
     """Integrated gradients (Captum) from the perturbed state (all candidates at ``p``) to
     each cell's observed state; ``sign * mean_c a_cj`` (the attributions of a cell sum to
@@ -158,7 +160,6 @@ def lime_scores(
     seed: int = 0,
     n_samples: int = 1000,
     alpha: float = 1e-3,
-    **_,
 ):
     """LIME (Captum ``Lime``): a ridge surrogate of the group objective over random keep-masks
     of the candidates (each mask evaluated exactly); the score is each peak's coefficient.
@@ -182,7 +183,6 @@ def sage_scores(
     seed: int = 0,
     n_permutations: int | None = None,
     batch_size: int = 256,
-    **_,
 ):
     """SAGE (the ``sage-importance`` package): Shapley values of each candidate for the loss
     ``F^2`` (distance of the relative prediction from zero) over the cells, a removed peak set
@@ -255,7 +255,6 @@ def fimap_scores(
     lr: float = 1e-2,
     sparsity: float = 1.0,
     batch_cells: int = 512,
-    **_,
 ):
     """FIMAP: train a generator of per-cell perturbation masks ``m`` that moves the
     prediction (``sign * F(x + m (p - x))``) under a budget of ``L`` perturbed peaks per cell
@@ -284,6 +283,38 @@ def fimap_scores(
         # a peak already at p in a cell cannot move it: weight by the cells it can change
         weight = (fwd.x != problem.p).float()
         return ((masks * weight).mean(0)).cpu().numpy()
+
+
+#: what the engine passes to a scorer that takes it (the call's own ``seed`` and ``L``)
+ENGINE_ARGUMENTS = ("seed", "L")
+
+
+def method_options(method: str) -> tuple[str, ...]:
+    """The options a method takes through ``attribute(**method_kwargs)``: its scorer's
+    keyword arguments less those the engine passes.
+    """
+    func = correlation_z if method == "correlation" else SCORERS[method]
+    params = inspect.signature(func).parameters.values()
+    return tuple(
+        p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in ENGINE_ARGUMENTS
+    )
+
+
+def check_method_options(method: str, options: Mapping) -> None:
+    """Raise a ``TypeError`` naming the options ``method`` does not take."""
+    known = method_options(method)
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise TypeError(
+            f"method {method!r} got unknown option(s) {unknown}; it takes "
+            + (", ".join(known) if known else "no options")
+        )
+
+
+def engine_arguments(func, **values) -> dict:
+    """Those of ``values`` (``seed``, ``L``) that ``func`` takes."""
+    params = inspect.signature(func).parameters
+    return {k: v for k, v in values.items() if k in params}
 
 
 SCORERS = {

@@ -6,8 +6,10 @@ import argparse
 import sys
 import warnings
 
+from .._mudata import local_options
 from ._commands import add_attribute, add_evaluate, add_explain, add_export, add_fit
 from ._crispr import add_crispr
+from ._files import check_outputs
 from ._options import CLIError, OneLineParser, one_line, stderr_writer
 from ._quickstart import add_parser as add_quickstart
 
@@ -24,10 +26,12 @@ A pipeline runs the steps on .h5mu files, each reading the previous step's outpu
   grids crispr explained.h5mu crispr_pairs.tsv.gz --cell-type K562
 
 Steps that change the MuData need -o/--output (a new file: pipelines track outputs by
-name) or --inplace (rewrite the input). Outputs are written to a temporary file and moved
-into place, so a failed step leaves none behind. Every option of the Python function a step
-runs is an option of the step (max_epochs is --max-epochs; 'none' passes None); see
-'grids STEP --help'.
+name) or --inplace (rewrite the input). Every output path is checked before a step reads
+anything. Outputs are written to a temporary file, flushed to disk and moved into place, so
+a failed step leaves none behind; a symbolic link is followed (its target is replaced, with
+its mode), and other hard links to a replaced file keep the old content. Every option of
+the Python function a step runs is an option of the step (max_epochs is --max-epochs;
+'none' passes None); see 'grids STEP --help'.
 """
 
 EPILOG = """\
@@ -100,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
-            args.run(args, say)
+            check_outputs(args)  # before any reading or computing
+            with local_options():
+                args.run(args, say)
         except KeyboardInterrupt:
             print("grids: error: interrupted", file=sys.stderr)
             return 130

@@ -8,6 +8,8 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from .._mudata import local_options
+
 _DATA = files("grids_sc.datasets") / "data"
 
 ATTRIBUTION = (
@@ -35,7 +37,8 @@ def pbmc10k_tiles() -> md.MuData:
     Source and licence: see ``ATTRIBUTION`` in this module. A fresh object is read each
     call, so it can be modified freely.
     """
-    mdata = md.read_h5mu(str(_DATA / "pbmc10k_tiles.h5mu"))
+    with local_options():
+        mdata = md.read_h5mu(str(_DATA / "pbmc10k_tiles.h5mu"))
     genes = pd.DataFrame(
         # hg38 gene bounds (CollapsedGeneBounds.hg38.bed, EngreitzLab CRISPR_comparison, MIT)
         {

@@ -19,6 +19,8 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
+from .._mudata import local_options
+
 _FILES = {
     "a549_scicar": "a549_scicar.h5mu",
     "h1_snareseq": "h1_snareseq.h5mu",
@@ -92,7 +94,7 @@ def read_shared(name: str) -> md.MuData | pd.DataFrame:
     loaders = {
         "a549_scicar": a549_scicar,
         "h1_snareseq": h1_snareseq,
-        "pbmc10k_tiles": lambda: md.read_h5mu(str(_path("pbmc10k_tiles"))),
+        "pbmc10k_tiles": lambda: _read(_path("pbmc10k_tiles")),
         "gene_bounds": gene_bounds,
         "mnist": mnist,
         **{f"crispr_{k}": (lambda k=k: crispr_benchmark(k)) for k in CRISPR_FILES},
@@ -100,6 +102,11 @@ def read_shared(name: str) -> md.MuData | pd.DataFrame:
     if name not in loaders:
         raise KeyError(f"unknown shared data set {name!r}; known: {sorted(loaders)}")
     return loaders[name]()
+
+
+def _read(path) -> md.MuData:
+    with local_options():
+        return md.read_h5mu(str(path))
 
 
 def a549_scicar(gene_coordinates: bool = False) -> md.MuData:
@@ -122,7 +129,7 @@ def a549_scicar(gene_coordinates: bool = False) -> md.MuData:
         random 50 kb shift). Genes that are not lifted keep missing coordinates; the RNA
         ``var['lift_support']`` column gives the evidence for each.
     """
-    mdata = md.read_h5mu(str(_path("a549_scicar")))
+    mdata = _read(_path("a549_scicar"))
     if gene_coordinates:
         from ..pp import anchor_liftover, annotate_genes, parse_peaks
 
@@ -150,7 +157,7 @@ def h1_snareseq() -> md.MuData:
 
     Source: Chen et al. 2019 (GEO GSE126074) via the HuMMuS R package (AGPL-3); not shipped.
     """
-    return md.read_h5mu(str(_path("h1_snareseq")))
+    return _read(_path("h1_snareseq"))
 
 
 def gene_bounds() -> pd.DataFrame:

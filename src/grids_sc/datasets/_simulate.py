@@ -28,7 +28,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .._validate import get_modality
+from .._mudata import local_options
+from .._validate import get_modality, is_backed
 
 __all__ = ["synthetic_multiome", "true_expression"]
 
@@ -559,7 +560,8 @@ def synthetic_multiome(
         var=rna_var,
         layers={"counts": counts_x},
     )
-    mdata = md.MuData({"rna": rna, "atac": atac})
+    with local_options():
+        mdata = md.MuData({"rna": rna, "atac": atac})
     mdata.obs["celltype"] = _categorical(ctype, celltypes)
     mdata.uns["simulation"] = {
         "params": params,
@@ -752,7 +754,9 @@ def true_expression(
     open_local = open_local[open_local >= 0]
 
     x = a_atac.X
-    if sp.issparse(x) and x.format != "csr":  # only the planted columns, as CSR
+    if is_backed(x):  # on disk: each block's rows are read alone
+        x = _RowReader(x)
+    elif sp.issparse(x) and x.format != "csr":  # only the planted columns, as CSR
         x = sp.csr_matrix(x[:, cols] if x.format == "csc" else x.tocsr()[:, cols])
         cols = np.arange(len(cols))
     elif not sp.issparse(x):
@@ -772,3 +776,16 @@ def true_expression(
         eta = intercept + ct_effect[t_idx[r0:r1]] + _cis_effect(is_open, design)
         out[r0:r1] = np.logaddexp(0.0, eta)
     return out
+
+
+class _RowReader:
+    """Rows of a backed matrix, read in sorted order and returned in the order asked."""
+
+    def __init__(self, x) -> None:
+        self.x = x
+
+    def __getitem__(self, rows):
+        if isinstance(rows, slice):
+            return self.x[rows]
+        uniq, inverse = np.unique(np.asarray(rows), return_inverse=True)
+        return self.x[uniq][inverse]

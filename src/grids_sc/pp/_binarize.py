@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from .._mudata import copy_of
 from .._validate import check_nonnegative, get_matrix
 from ._modality import describe, resolve
 
@@ -99,7 +100,7 @@ def binarize(
         x = np.asarray(x)
     check_nonnegative(x, what)
     binary = binary_matrix(x, threshold)
-    target = data.copy() if copy else data
+    target = copy_of(data) if copy else data
     out = resolve(target, atac, "atac")
     if key_added is None:
         out.X = binary

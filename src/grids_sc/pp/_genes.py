@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
+from .._mudata import copy_of
 from ._gene_table import read_bounds, standardize
 from ._modality import resolve
 
@@ -135,7 +136,7 @@ def annotate_genes(
             UserWarning,
             stacklevel=2,
         )
-    target = data.copy() if copy else data
+    target = copy_of(data) if copy else data
     out = resolve(target, rna, "rna")
     for col in _COLUMNS:
         out.var[col] = ann[col].to_numpy()

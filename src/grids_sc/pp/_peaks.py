@@ -6,6 +6,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from .._genome import parse_peak_names
+from .._mudata import copy_of
 from ._modality import resolve
 
 
@@ -45,7 +46,7 @@ def parse_peaks(
     """
     adata = resolve(data, atac, "atac")
     coords = parse_peak_names(adata.var_names)
-    target = data.copy() if copy else data
+    target = copy_of(data) if copy else data
     out = resolve(target, atac, "atac")
     for col in ("chrom", "start", "end"):
         out.var[col] = coords[col].to_numpy()

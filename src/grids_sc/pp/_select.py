@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from .._mudata import copy_of, local_options
 from .._validate import check_nonnegative, check_paired, get_matrix
 from ._modality import describe
 
@@ -262,7 +263,7 @@ def select_features(
             f"no gene of {rna_what} was marked highly variable with flavor={flavor!r}: {reason}"
         )
 
-    target = mdata.copy() if copy else mdata
+    target = copy_of(mdata) if copy else mdata
     out_rna, out_atac = target.mod[rna], target.mod[atac]
     for col in genes.columns:
         out_rna.var[col] = genes[col].to_numpy()
@@ -272,5 +273,6 @@ def select_features(
     if subset:
         out_rna._inplace_subset_var(genes["highly_variable"].to_numpy())
         out_atac._inplace_subset_var(peaks["highly_variable"].to_numpy())
-        target.update()
+        with local_options():
+            target.update()
     return target if copy else None

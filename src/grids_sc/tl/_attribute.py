@@ -20,7 +20,9 @@ from .._engine import (
     write_results,
 )
 from .._logging import timed
+from .._mudata import check_copy
 from ..attribution import METHODS
+from ..attribution._methods import check_method_options
 from ._surrogate import get_surrogate
 
 
@@ -89,7 +91,8 @@ def attribute(
     **method_kwargs
         Passed to the method (e.g. ``n_samples`` for LIME, ``nt_samples`` for SmoothGrad,
         ``n_steps`` for integrated gradients, ``epochs``/``sparsity`` for FIMAP,
-        ``n_permutations`` for SAGE, ``n_background`` for correlation).
+        ``n_permutations`` for SAGE, ``n_background`` for correlation). An option the method
+        does not take raises a ``TypeError`` naming it, before anything runs.
 
     Returns
     -------
@@ -99,8 +102,12 @@ def attribute(
         of the candidates.
     """
     params = records.call_params(locals())
+    if not copy:
+        records.check_not_view(mdata)
+    check_copy(mdata, copy)
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    check_method_options(method, method_kwargs)
     check_objective(perturb, direction, L)
     if method in EXPENSIVE and max_features < L:
         raise ValueError(f"max_features ({max_features}) must be at least L ({L})")

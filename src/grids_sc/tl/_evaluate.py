@@ -66,6 +66,7 @@ def evaluate(
     """
     params = records.call_params(locals(), drop=("mdata",))
     records.check_key(key_added)
+    records.check_not_view(mdata)
     if pchic is not None:
         need = {"tile", "gene", "celltype", "pchic_significant"}
         if not need <= set(pchic.columns):

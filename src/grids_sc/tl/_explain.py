@@ -22,6 +22,7 @@ from .._engine import (
     write_results,
 )
 from .._logging import timed
+from .._mudata import check_copy
 from ..search._run import INITS
 from ._surrogate import get_surrogate
 
@@ -142,9 +143,21 @@ def explain(
         selected) and ``{key}_score`` (first-order gain of perturbing the peak given the
         selection, relative to mean expression; NaN outside the window), plus
         ``{key}_frequency`` when ``restarts > 1``.
+
+    Raises
+    ------
+    ValueError
+        When the call's only (gene, group) has a gene that the surrogate predicts at 0 in
+        every search cell of the group (there is nothing to move). In a call over several
+        genes or groups such a task is skipped instead, with one warning naming every
+        skipped (gene, group), and recorded in ``mdata.uns['grids']['skipped'][key]``
+        (``name``, ``gene``, ``group``, ``reason``); the others are stored as usual.
     """
     params = records.call_params(locals())
     # ---- validate everything before writing anything ----------------------------------------
+    if not copy:
+        records.check_not_view(mdata)
+    check_copy(mdata, copy)
     check_objective(perturb, direction, L)
     if moves not in MOVES:
         raise ValueError(f"moves must be one of {list(MOVES)}, got {moves!r}")

@@ -65,6 +65,7 @@ def surrogate_fidelity(
         ``cell``: the cells' integer positions).
     """
     params = records.call_params(locals(), drop=("mdata", "progress"))
+    records.check_not_view(mdata)
     fitted = get_surrogate(mdata, key)
     _check_predictions(predictions, fitted.genes)
     atac, rna = fitted.atac, fitted.rna

@@ -69,6 +69,7 @@ def interventional_fidelity(
         ``mdata.uns['grids']['interventional'][key]``.
     """
     params = records.call_params(locals(), drop=("mdata", "progress"))
+    records.check_not_view(mdata)
     if cells not in ("test", "all"):
         raise ValueError(f"cells must be 'test' or 'all', got {cells!r}")
     sim = mdata.uns.get("simulation")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 from mudata import MuData
 
+from .. import _records as records
 from .._device import resolve_device
-from .._inputs import atac_binary
+from .._inputs import atac_rows
+from .._mudata import check_copy, copy_of
 from ..model import predict_expression as _predict
 from ._surrogate import get_surrogate
 
@@ -36,10 +38,13 @@ def predict_expression(
     copy
         Return a copy instead of writing into ``mdata``.
     """
+    if not copy:
+        records.check_not_view(mdata)
+    check_copy(mdata, copy)
     fitted = get_surrogate(mdata, key)
     atac, rna = fitted.atac, fitted.rna
-    x = atac_binary(mdata.mod[atac], fitted.layer, atac)
+    x = atac_rows(mdata.mod[atac], fitted.layer, atac)  # backed: read batch by batch
     pred = _predict(fitted.module, x, batch_size=batch_size, device=resolve_device(device))
-    target = mdata.copy() if copy else mdata
+    target = copy_of(mdata) if copy else mdata
     target.mod[rna].layers[layer_added] = pred.astype(np.float32)
     return target if copy else None

@@ -21,6 +21,7 @@ from .._inputs import (
     split_cells,
 )
 from .._logging import logger as log
+from .._mudata import copy_of
 from .._validate import check_paired
 from ..model import (
     PHASES,
@@ -100,8 +101,12 @@ def fit_surrogate(
     layer, rna_layer
         ATAC and RNA layers to use instead of ``.X``.
     rna_transform
-        ``"log1p"``, ``"none"`` or ``"auto"`` (``log1p`` unless the data look log-scaled).
-        Predictions are on the transformed scale.
+        ``"log1p"``, ``"none"`` or ``"auto"``, which decides from the values: integers are
+        counts and get ``log1p``; non-integers with a maximum above 20 are normalised but not
+        logged and get ``log1p``; other values (and data with scanpy's ``uns['log1p']``) are
+        taken as log-scale and kept. Predictions are on the transformed scale. Negative
+        expression (e.g. after ``sc.pp.scale``) is refused: pass ``rna_layer=`` a layer of
+        counts or (log-)normalised values.
     model
         Surrogate architecture. ``"grids"``: the paper's, every gene read from one shared
         latent. ``"cis"``: the same shared model describes the cell state, and each gene
@@ -176,6 +181,8 @@ def fit_surrogate(
     """
     params = records.call_params(locals(), drop=("mdata", "copy", "progress"))
     records.check_key(key_added)
+    if not copy:
+        records.check_not_view(mdata)
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     chrom_norm = check_chrom_norm(DEFAULT_CHROM_NORM[model] if chrom_norm is None else chrom_norm)
@@ -281,7 +288,7 @@ def fit_surrogate(
         "split": {"train": obs[split == 0], "validation": obs[split == 1], "test": obs[split == 2]},
         "history": {phase: dict(h) for phase, h in history.items()},
     }
-    target = mdata.copy() if copy else mdata
+    target = copy_of(mdata) if copy else mdata
     records.write(target, "surrogate", key_added, entry, params)
     log.info("added surrogate %r (model %r) to .uns['grids']['surrogates']", key_added, model)
     return target if copy else None
