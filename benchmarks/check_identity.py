@@ -152,7 +152,6 @@ def _dump_one(out: dict, name: str, path: Path, genes: list, groups: list) -> No
         )
         for method in METHODS:
             for perturb in ("close", "open"):
-                kw = {"n_steps": 30} if method == "fimap" else {}
                 grids.tl.attribute(
                     m,
                     genes[0],
@@ -163,7 +162,6 @@ def _dump_one(out: dict, name: str, path: Path, genes: list, groups: list) -> No
                     perturb=perturb,
                     key_added=f"{kind}_{method}_{perturb}",
                     **common,
-                    **kw,
                 )
         f = grids.tl.get_surrogate(m, kind, check_genes=False)
         x = atac_binary(m["atac"], None, "atac")[:300]
