@@ -14,7 +14,8 @@ sparse path of large selections, the attribution window function)::
     python benchmarks/check_identity.py compare before.npz after.npz
 
 ``compare`` counts the arrays that are equal bit for bit (``np.array_equal``, NaN equal to
-NaN). Issue #18's incremental-evaluation refactor: 5,671 of 5,671.
+NaN). Issue #18's incremental-evaluation refactor: 5,671 of 5,671 against its base, and
+5,663 of 5,663 against main after issue 17's merge.
 """
 
 from __future__ import annotations
