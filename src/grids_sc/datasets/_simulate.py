@@ -38,10 +38,11 @@ PEAK_WIDTH = 500
 LOGICS = ("single", "or", "and", "decoy")
 """Unit logics, in the order they are planted for each gene."""
 
-CONFOUNDED: dict[str, Any] = {"state_peaks": 0.15, "state_genes": 0.3}
+CONFOUNDED: dict[str, Any] = {"state_peaks": 0.15, "state_genes": 0.3, "repressive": 0.3}
 """The confounded regime: a continuous cell state opens a module of 15% of the non-planted
 peaks and drives 30% of the genes, so module peaks near a driven gene correlate with it while
-closing them changes nothing. ``synthetic_multiome(**CONFOUNDED)``."""
+closing them changes nothing; 30% of the single (linear) units are repressive, so linear
+links have both signs. ``synthetic_multiome(**CONFOUNDED)``."""
 
 NULL: dict[str, Any] = {"n_single": 0, "n_or": 0, "n_and": 0, "n_decoys": 0}
 """No planted peaks at all: no peak affects any gene (combine with :data:`CONFOUNDED` for a
@@ -168,6 +169,7 @@ def synthetic_multiome(
     state_genes: float = 0.0,
     state_strength: float = 2.0,
     state_effect: tuple[float, float] = (0.3, 0.6),
+    repressive: float = 0.0,
     seed: int = 0,
 ) -> md.MuData:
     """Simulate paired single-cell ATAC and RNA with known cis-regulatory elements.
@@ -230,6 +232,10 @@ def synthetic_multiome(
         Log-odds shift of module peaks per unit of the state.
     state_effect
         Range of ``|b_g|``.
+    repressive
+        Fraction of the single (linear) units whose effect is negative: opening the peak
+        lowers the gene (a repressor). 0 (the default) keeps every effect positive and the
+        object identical to one made without it.
     seed
         Seed of the random generator; equal arguments give identical objects.
 
@@ -313,6 +319,7 @@ def synthetic_multiome(
         raise ValueError(f"state_strength must be finite, got {state_strength}")
     state_effect = _check_range("state_effect", state_effect, 0.0, np.inf)
     with_state = state_peaks > 0 or state_genes > 0
+    repressive = _check_prob("repressive", repressive)
 
     params: dict[str, Any] = {
         "n_cells": n_cells, "n_peaks": n_peaks, "n_genes": n_genes,
@@ -332,6 +339,8 @@ def synthetic_multiome(
             state_strength=state_strength,
             state_effect=np.array(state_effect),
         )
+    if repressive > 0:
+        params["repressive"] = repressive
 
     # independent streams: layout/parameters, accessibility, RNA counts, ATAC fragment counts
     rng, rng_atac, rng_rna, rng_frag = (
@@ -422,6 +431,10 @@ def synthetic_multiome(
     is_decoy = u_logic_a == "decoy"
     u_w = rng.uniform(effect[0], effect[1], n_units)
     u_w[is_decoy] = decoy_effect
+    if repressive > 0:  # its own stream: without it nothing else changes
+        rng_sign = np.random.default_rng(np.random.SeedSequence(seed).spawn(6)[5])
+        flip = (u_logic_a == "single") & (rng_sign.random(n_units) < repressive)
+        u_w[flip] = -u_w[flip]
 
     # ---- accessibility logits: base per peak plus cell-type shifts
     spread = np.sqrt(_BASE_SD**2 + _DEPTH_SD**2)
