@@ -568,7 +568,10 @@ class LinksRecord:
     def from_uns(cls, key: str, rec: Mapping) -> LinksRecord:
         """Read a record of the ``links`` store."""
         settings = dict(rec.get("settings", {}))
-        table = pd.DataFrame({k: np.asarray(v) for k, v in rec["table"].items()})
+        stored = rec["table"]
+        order = _strs(rec["columns"]) if "columns" in rec else list(stored)
+        order = [c for c in order if c in stored] + [c for c in stored if c not in order]
+        table = pd.DataFrame({k: np.asarray(stored[k]) for k in order})
         for col in ("gene", "group", "peak", "logic"):
             if col in table:
                 table[col] = table[col].astype(str)

@@ -6,7 +6,14 @@ import argparse
 import sys
 import warnings
 
-from ._commands import add_attribute, add_evaluate, add_explain, add_export, add_fit
+from ._commands import (
+    add_attribute,
+    add_evaluate,
+    add_explain,
+    add_export,
+    add_fit,
+    add_links,
+)
 from ._crispr import add_crispr
 from ._options import CLIError, OneLineParser, one_line, stderr_writer
 from ._quickstart import add_parser as add_quickstart
@@ -71,7 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"grids-sc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
     add_quickstart(sub, common)
-    for add in (add_fit, add_explain, add_attribute, add_evaluate, add_export, add_crispr):
+    for add in (
+        add_fit,
+        add_explain,
+        add_attribute,
+        add_links,
+        add_evaluate,
+        add_export,
+        add_crispr,
+    ):
         add(sub, common)
     return parser
 

@@ -254,6 +254,7 @@ def link_peaks(
     table = _table(plan, parts, sets, method, float(fdr))
     record = {
         "table": table,
+        "columns": np.asarray(list(table), dtype=str),
         "left_out": {k: np.asarray(v, dtype=str) for k, v in left.items()},
         "settings": {
             "method": method,
