@@ -223,7 +223,27 @@ def cis_effects(
     return eff, se, iso
 
 
-def crossfit_task(cf: CrossFit, x_all: sp.csr_matrix, task: Task, dev) -> dict:
+def pool_nearby(stat: np.ndarray, mid: np.ndarray, resolution: int) -> np.ndarray:
+    """``stat`` summed over the peaks whose centres lie within ``resolution`` bp (columns are
+    peaks): an element split over adjacent tiles counts once, whichever tile a fold's screen
+    picked.
+    """
+    if resolution <= 0 or stat.shape[-1] < 2:
+        return stat
+    order = np.argsort(mid, kind="stable")
+    m = mid[order]
+    lo = np.searchsorted(m, m - resolution, side="left")
+    hi = np.searchsorted(m, m + resolution, side="right")
+    csum = np.concatenate([np.zeros((stat.shape[0], 1)), np.cumsum(stat[:, order], 1)], 1)
+    pooled = np.empty_like(stat)
+    pooled[:, order] = csum[:, hi] - csum[:, lo]
+    return pooled
+
+
+def crossfit_task(
+    cf: CrossFit, x_all: sp.csr_matrix, task: Task, dev, mid: np.ndarray | None = None,
+    resolution: int = 0,
+) -> dict:  # fmt: skip
     """Each fold's cis effects of the task's window peaks on the group's cells of the other
     folds, the mirror statistic, the pooled effect and its standard error.
     """
@@ -242,6 +262,9 @@ def crossfit_task(cf: CrossFit, x_all: sp.csr_matrix, task: Task, dev) -> dict:
     se = np.sqrt((s**2).sum(0) / k**2 + spread)
     # the tested statistic: alone + isolated (singles count twice, OR and AND peaks once)
     stat = e + iso
+    read = np.any(stat != 0, 0)  # a fold's heads read the peak
+    if resolution > 0 and mid is not None:
+        stat = np.where(read, pool_nearby(stat, mid[peaks], resolution), 0.0)
     same = np.where(np.all(stat > 0, 0) | np.all(stat < 0, 0), 1.0, -1.0)
     if k == 2:
         same = np.sign(stat).prod(0)
