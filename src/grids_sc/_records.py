@@ -9,6 +9,7 @@ so that a user's key can never clash with a store's name::
     uns['grids']['interventional'][key]  interventional_fidelity        (table record)
     uns['grids']['evaluations'][key]     evaluate                       (table record)
     uns['grids']['skipped'][key]         explain, attribute             (gene, group, reason)
+    uns['grids']['links'][key]           link_peaks                     LinksRecord
 
 Every record carries a header: ``kind``, ``format_version``, ``package_version`` (the
 grids-sc version that wrote it) and ``params`` (the arguments of the call that made it, as
@@ -38,6 +39,7 @@ STORES = {
     "interventional": "interventional",
     "evaluation": "evaluations",
     "skipped": "skipped",
+    "links": "links",
 }
 WRITERS = {
     "surrogate": "grids.tl.fit_surrogate",
@@ -46,6 +48,7 @@ WRITERS = {
     "interventional": "grids.tl.interventional_fidelity",
     "evaluation": "grids.tl.evaluate",
     "skipped": "grids.tl.explain or grids.tl.attribute (tasks with nothing to move)",
+    "links": "grids.tl.link_peaks",
 }
 HEADER = ("kind", "format_version", "package_version", "params")
 
@@ -547,3 +550,58 @@ def modalities_of(mdata, surrogate_key: str, default=("rna", "atac")) -> tuple[s
         return default
     data = rec["config"]["data"]
     return str(scalar(data["rna"])), str(scalar(data["atac"]))
+
+
+# ---- peak–gene link tables ----------------------------------------------------------------------
+LINK_COLUMNS = (
+    "gene", "group", "peak", "effect", "se", "effect_low", "effect_high", "pvalue", "qvalue",
+    "significant", "in_set", "set_rank", "alone", "alone_se", "set_effect", "set_effect_se",
+    "logic",
+)  # fmt: skip
+"""The columns every ``links`` record's ``table`` holds (``method="grids"`` adds the mirror
+statistic and the folds' effects)."""
+
+
+@dataclass(frozen=True)
+class LinksRecord:
+    """A stored :func:`grids_sc.tl.link_peaks` result, read back."""
+
+    key: str
+    method: str
+    surrogate: str | None
+    fdr: float
+    groupby: str | None
+    window: int
+    table: pd.DataFrame
+    left_out: pd.DataFrame
+    settings: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_uns(cls, key: str, rec: Mapping) -> LinksRecord:
+        """Read a record of the ``links`` store."""
+        settings = dict(rec.get("settings", {}))
+        stored = rec["table"]
+        order = _strs(rec["columns"]) if "columns" in rec else list(stored)
+        order = [c for c in order if c in stored] + [c for c in stored if c not in order]
+        table = pd.DataFrame({k: np.asarray(stored[k]) for k in order})
+        for col in ("gene", "group", "peak", "logic"):
+            if col in table:
+                table[col] = table[col].astype(str)
+        left = rec.get("left_out", {})
+        left_out = pd.DataFrame({k: np.asarray(v).astype(str) for k, v in left.items()})
+        return cls(
+            key=key,
+            method=str(settings.get("method", "grids")),
+            surrogate=none_if(settings.get("surrogate"), ""),
+            fdr=float(scalar(settings.get("fdr", 0.1))),
+            groupby=none_if(settings.get("groupby"), ""),
+            window=int(scalar(settings.get("window", 0))),
+            table=table,
+            left_out=left_out,
+            settings=settings,
+        )
+
+
+def read_links(mdata, key: str) -> LinksRecord:
+    """The ``links`` record ``key`` as a :class:`LinksRecord`."""
+    return LinksRecord.from_uns(key, read(mdata, "links", key))

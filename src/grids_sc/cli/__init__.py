@@ -7,7 +7,14 @@ import sys
 import warnings
 
 from .._mudata import local_options
-from ._commands import add_attribute, add_evaluate, add_explain, add_export, add_fit
+from ._commands import (
+    add_attribute,
+    add_evaluate,
+    add_explain,
+    add_export,
+    add_fit,
+    add_links,
+)
 from ._crispr import add_crispr
 from ._files import check_outputs
 from ._options import CLIError, OneLineParser, one_line, stderr_writer
@@ -75,7 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"grids-sc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
     add_quickstart(sub, common)
-    for add in (add_fit, add_explain, add_attribute, add_evaluate, add_export, add_crispr):
+    for add in (
+        add_fit,
+        add_explain,
+        add_attribute,
+        add_links,
+        add_evaluate,
+        add_export,
+        add_crispr,
+    ):
         add(sub, common)
     return parser
 

@@ -337,6 +337,66 @@ def _describe(gene) -> str:
     return ", ".join(gene)
 
 
+LINKS_EXAMPLE = """\
+example:
+  grids links fitted.h5mu --groupby celltype -o linked.h5mu --table links.tsv
+  grids links fitted.h5mu --genes CD74 HLA-DQB1 --groupby celltype --method correlation --inplace
+
+Every expressed gene of the surrogate (or --genes) is linked to the peaks of its window in
+every group, with p-values and BH q-values; --table writes the significant links
+(grids.get.link_peaks_df), 'grids export --links KEY' writes them for genome browsers.
+"""
+
+
+def add_links(sub, common) -> None:
+    """``grids links``."""
+    from .. import tl
+    from ..tl._links import METHODS
+
+    p = sub.add_parser(
+        "links",
+        parents=[common],
+        formatter_class=RAW,
+        help="call peak-gene links for every gene and group (grids.tl.link_peaks)",
+        description=_wrap(
+            "Call peak-gene links with p-values and q-values for every expressed gene and "
+            "group (grids.tl.link_peaks): cross-fitted surrogate effects, or the "
+            "LinkPeaks-style correlation with --method correlation."
+        ),
+        epilog=LINKS_EXAMPLE,
+    )
+    _io_options(p, required=False, what=" with the links")
+    p.add_argument(
+        "-t",
+        "--table",
+        default=None,
+        metavar="PATH",
+        help="also write the significant links here (comma-separated for .csv, else "
+        "tab-separated; '-' for stdout)",
+    )
+    names = add_function_options(p, tl.link_peaks, skip={"executor"}, choices={"method": METHODS})
+    has_executor = _executor_option(p, tl.link_peaks)
+    p.set_defaults(run=partial(_links, names=names, has_executor=has_executor))
+
+
+def _links(args, say, names, has_executor) -> None:
+    from .. import get, tl
+
+    mdata = _read(args, say)
+    kwargs = function_kwargs(args, names)
+    with _executor(args.executor if has_executor else None) as executor:
+        if has_executor:
+            kwargs["executor"] = executor
+        tl.link_peaks(mdata, progress=not args.quiet, **kwargs)
+    key = kwargs.get("key_added", "links")
+    table = get.link_peaks_df(mdata, key, significant=True)
+    say(f"{len(table)} significant link(s) in uns['grids']['links'][{key!r}]")
+    if args.table is not None:
+        sep = "," if args.table.endswith(".csv") else "\t"
+        write_text(args.table, lambda fh: table.to_csv(fh, sep=sep, index=False, na_rep="NA"))
+    _finish(mdata, args, say, "the links")
+
+
 def add_attribute(sub, common) -> None:
     """``grids attribute``."""
     from .. import tl

@@ -9,6 +9,7 @@
   elements and their true knock-out effects (:func:`true_expression`).
 """
 
+from ._links_truth import score_links, true_links
 from ._pbmc import pbmc10k_tiles, pchic_support
 from ._shared import (
     SharedDataNotFound,
@@ -20,9 +21,12 @@ from ._shared import (
     read_shared,
     shared_data_dir,
 )
-from ._simulate import synthetic_multiome, true_expression
+from ._simulate import CONFOUNDED, NULL, REDUNDANT, synthetic_multiome, true_expression
 
 __all__ = [
+    "CONFOUNDED",
+    "NULL",
+    "REDUNDANT",
     "SharedDataNotFound",
     "a549_scicar",
     "crispr_benchmark",
@@ -32,7 +36,9 @@ __all__ = [
     "pbmc10k_tiles",
     "pchic_support",
     "read_shared",
+    "score_links",
     "shared_data_dir",
     "synthetic_multiome",
     "true_expression",
+    "true_links",
 ]

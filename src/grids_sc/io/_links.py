@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from ..get import link_peaks_df
 from ..get import links as get_links
 from ._e2g import e2g_table, links_with_tss, write_e2g
 
@@ -57,6 +58,7 @@ def write_links(
     value: str = "alone",
     track_name: str = "grids",
     description: str | None = None,
+    links: str | None = None,
 ) -> None:
     """Write the selected peaks of stored results as peak–gene links.
 
@@ -109,6 +111,12 @@ def write_links(
         BEDPE and interact fields becomes ``_``.) Not used by ``tsv`` and ``e2g``.
     description
         The track line's ``description`` (default: the number of results and links).
+    links
+        Write the significant links of the :func:`grids_sc.tl.link_peaks` result stored
+        under this key instead of selections (``keys`` must then be left out; ``e2g`` is not
+        offered for them). ``value`` then reads: ``"alone"`` the link's ``effect``,
+        ``"restored"`` its ``set_effect``, ``"score"`` ``-log10 qvalue``; ``tsv`` writes the
+        rows of :func:`grids_sc.get.link_peaks_df` with ``significant=True``.
 
     Raises
     ------
@@ -129,10 +137,29 @@ def write_links(
         raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
     if value not in _VALUES:
         raise ValueError(f"value must be one of {list(_VALUES)}, got {value!r}")
-    if format == "e2g":
+    if links is not None:
+        if keys is not None:
+            raise ValueError(
+                "pass keys= (explain results) or links= (a link_peaks result), not both"
+            )
+        if format == "e2g":
+            raise ValueError(
+                "format='e2g' writes explain results; write links as bedpe, interact or tsv"
+            )
+        if value == "frequency":
+            raise ValueError(
+                "link_peaks results have no 'frequency'; use value='alone', 'restored' or 'score'"
+            )
+        table = _link_table(mdata, links)
+        if format == "tsv":
+            table.drop(columns=["rank"]).to_csv(Path(path), sep="\t", index=False, na_rep="NA")
+            return
+        value = {"alone": "effect", "restored": "set_effect", "score": "neg_log10_q"}[value]
+    elif format == "e2g":
         write_e2g(e2g_table(mdata, keys, value=value), Path(path))
         return
-    table = get_links(mdata, keys)
+    else:
+        table = get_links(mdata, keys)
     path = Path(path)
     if format == "tsv":
         table.to_csv(path, sep="\t", index=False, na_rep="NA")
@@ -157,6 +184,16 @@ def write_links(
         if format == "bedpe":
             fh.write("#" + "\t".join(BEDPE_COLUMNS) + "\n")
         out.to_csv(fh, sep="\t", header=False, index=False, float_format="%.6g")
+
+
+def _link_table(mdata: MuData, key: str) -> pd.DataFrame:
+    """The significant links of a link_peaks result, in the columns the writers read."""
+    table = link_peaks_df(mdata, key, significant=True)
+    if not len(table):
+        raise ValueError(f"links {key!r} has no significant link to write")
+    table["rank"] = table.groupby(["gene", "group"])["qvalue"].rank(method="first").astype(int)
+    table["neg_log10_q"] = -np.log10(np.clip(table["qvalue"].to_numpy(float), 1e-300, 1.0))
+    return table
 
 
 def _track(format: str, name: str, description: str) -> str:

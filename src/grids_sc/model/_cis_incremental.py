@@ -79,6 +79,34 @@ class CisIncremental(EmbeddingSumIncremental):
         if len(self.win_peaks):
             g[self.win_peaks] += torch.einsum("cte,ute->u", grad_s, self.win_emb)
 
+    # -- effects through the heads alone ----------------------------------------------------------
+    @torch.no_grad()
+    def head_effects(self, peaks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-cell change of the target genes' predictions from setting each of ``peaks`` to
+        ``p``, through their cis heads only (the cell state, the latent, held at the observed
+        one): with the other peaks as observed (``alone``), and in isolation, from the state
+        where every window peak is at ``p`` and only this one as observed (``isolated``: where
+        a redundant OR peak shows its effect).
+
+        Returns ``alone`` and ``isolated`` ``[m, n_cells, n_targets]`` for the ``m`` peaks
+        that are in a target gene's window, and the boolean mask of those among ``peaks``.
+        """
+        peaks = torch.as_tensor(peaks, dtype=torch.long, device=self.device)
+        emb = self._window_emb(peaks)  # [m, T, c]
+        live = emb.abs().sum((-1, -2)) > 0
+        peaks, emb = peaks[live], emb[live]
+        state = self.initial()
+        z, s0 = state.z, state.s
+        y0 = self._readout(z, s0)  # [n, T]
+        s_off = self.module.cis.offset[self.genes.to(self.module.cis.offset.device)]
+        s_off = s_off.to(self.device)[None].expand_as(s0)  # every window peak at p
+        y_off = self._readout(z, s_off)
+        cols = self.columns(peaks)[:, :, None, None] * emb[:, None]  # [m, n, T, c]
+        zm = z.expand(len(peaks), -1, -1)
+        alone = self._readout(zm, s0[None] + cols) - y0[None]
+        isolated = y_off[None] - self._readout(zm, s_off[None] - cols)
+        return alone, isolated, live.cpu()
+
     # -- pairs ----------------------------------------------------------------------------------
     def interacting_features(self) -> torch.Tensor:
         """The target genes' window peaks (the cis heads make them interact)."""

@@ -15,6 +15,8 @@ axes), ``show=`` (default: show unless ``ax`` is given or the backend cannot sho
   restored (redundant and cooperative peaks).
 - :func:`fidelity`: held-out fidelity of the surrogate vs ridge, per gene and per cell.
 - :func:`mask`: a selection of image pixels (the MNIST sanity check).
+- :func:`link_heatmap`: significant peak–gene links × groups from
+  :func:`grids_sc.tl.link_peaks`.
 - :func:`pr_curve`: precision–recall on CRISPRi ground truth vs the distance baseline (from
   :func:`grids_sc.tl.crispr_pairs`).
 
@@ -25,6 +27,7 @@ from ._compare import compare
 from ._delta import delta
 from ._fidelity import fidelity
 from ._interactions import interactions
+from ._link_heatmap import link_heatmap
 from ._mask import mask
 from ._pr_curve import pr_curve
 from ._style import METHOD_COLORS
@@ -37,6 +40,7 @@ __all__ = [
     "delta",
     "fidelity",
     "interactions",
+    "link_heatmap",
     "mask",
     "pr_curve",
     "trace",

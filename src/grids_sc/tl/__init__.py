@@ -7,6 +7,7 @@ from ._evaluate import evaluate
 from ._explain import explain
 from ._fidelity import surrogate_fidelity
 from ._interventional import interventional_fidelity
+from ._links import link_peaks
 from ._predict import predict_expression
 from ._surrogate import fit_surrogate, get_surrogate
 
@@ -20,6 +21,7 @@ __all__ = [
     "fit_surrogate",
     "get_surrogate",
     "interventional_fidelity",
+    "link_peaks",
     "predict_expression",
     "surrogate_fidelity",
 ]
