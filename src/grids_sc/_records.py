@@ -51,6 +51,8 @@ WRITERS = {
     "links": "grids.tl.link_peaks",
 }
 HEADER = ("kind", "format_version", "package_version", "params")
+PEAK_VALUES = ("alone", "restored", "score", "frequency")
+"""The per-peak quantities of a selection record that exports can write as a peak's value."""
 
 
 def package_version() -> str:

@@ -550,7 +550,7 @@ strand in the RNA var (grids fit --gene-bounds). Score E2G files with 'grids cri
 def add_export(sub, common) -> None:
     """``grids export``."""
     from .. import io
-    from ..io._links import _VALUES
+    from .._records import PEAK_VALUES
 
     p = sub.add_parser(
         "export",
@@ -574,7 +574,7 @@ def add_export(sub, common) -> None:
         help="the file format (default: from the suffix of --output)",
     )
     names = add_function_options(
-        p, io.write_links, skip={"path", "format"}, choices={"value": _VALUES}
+        p, io.write_links, skip={"path", "format"}, choices={"value": PEAK_VALUES}
     )
     p.set_defaults(run=partial(_export, names=names))
 

@@ -25,7 +25,6 @@ E2G_COLUMNS = ("chr", "start", "end", "name", "class", "TargetGene", "TargetGene
 E2G_SCORES = ("Score", "rank", "alone", "restored", "score", "frequency")
 #: ``class``: the element contains a base within this many bp of its gene's TSS
 PROMOTER_BP = 500
-_VALUES = ("alone", "restored", "score", "frequency")
 
 
 def _orientation(table: pd.DataFrame, mdata: MuData, value: str) -> np.ndarray:
@@ -133,8 +132,8 @@ def e2g_table(
     UserWarning
         When links of genes without a TSS are left out.
     """
-    if value not in _VALUES:
-        raise ValueError(f"value must be one of {list(_VALUES)}, got {value!r}")
+    if value not in records.PEAK_VALUES:
+        raise ValueError(f"value must be one of {list(records.PEAK_VALUES)}, got {value!r}")
     table = get_links(mdata, keys)
     if "tss" not in table.columns:
         raise ValueError(

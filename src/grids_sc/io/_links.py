@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from .. import _records as records
 from ..get import link_peaks_df
 from ..get import links as get_links
 from ._e2g import e2g_table, links_with_tss, write_e2g
@@ -27,7 +28,6 @@ INTERACT_COLUMNS = (
     "sourceStart", "sourceEnd", "sourceName", "sourceStrand", "targetChrom", "targetStart",
     "targetEnd", "targetName", "targetStrand",
 )  # fmt: skip
-_VALUES = ("alone", "restored", "score", "frequency")
 
 
 def _token(values: pd.Series) -> np.ndarray:
@@ -135,8 +135,8 @@ def write_links(
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}, got {format!r}")
-    if value not in _VALUES:
-        raise ValueError(f"value must be one of {list(_VALUES)}, got {value!r}")
+    if value not in records.PEAK_VALUES:
+        raise ValueError(f"value must be one of {list(records.PEAK_VALUES)}, got {value!r}")
     if links is not None:
         if keys is not None:
             raise ValueError(
