@@ -131,3 +131,45 @@ def test_batches_and_threshold(fits):
     with pytest.raises(ValueError, match="batch_size"):
         grids.tl.explain(m, "gene0", L=3, batch_size=0, copy=True, progress=False)
     assert torch.get_num_threads() >= 1
+
+
+def test_compact_storage(fits, monkeypatch):
+    """A call with many tasks keeps its selections in its records (no ``.var`` columns);
+    explain_df, evaluate and the track plot read them as they read the columns.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from grids_sc import _records
+
+    m = fits["cis"]
+    kw = dict(L=4, groupby="celltype", n_steps=10, progress=False, copy=True, window=100_000)
+    genes = list(m["rna"].var_names)[:3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        wide = grids.tl.explain(m, genes, **kw)  # 6 tasks < 100: columns, as before
+        monkeypatch.setattr(_records, "VAR_COLUMNS_MAX_TASKS", 5)
+        compact = grids.tl.explain(m, genes, **kw)  # 6 tasks >= 5: compact by default
+        forced = grids.tl.explain(m, genes, var_columns=True, **kw)
+    n_cols = len(m["atac"].var.columns)
+    assert len(wide["atac"].var.columns) == n_cols + 6 * 3
+    assert len(compact["atac"].var.columns) == n_cols
+    assert len(forced["atac"].var.columns) == n_cols + 6 * 3
+    for key in wide.uns["grids"]["explain"]:
+        rec = compact.uns["grids"]["explain"][key]
+        assert rec["peak_scores"]["n_scored"] == rec["n_candidates_in_window"]
+        a, b = grids.get.explain_df(wide, key), grids.get.explain_df(compact, key)
+        assert list(a["peak"]) == list(b["peak"])
+        np.testing.assert_array_equal(a["score"], b["score"])
+        # the kept scores are those of the column for the kept peaks, NaN elsewhere
+        cols = _records.peak_columns(compact["atac"], key, rec)
+        full = wide["atac"].var[f"{key}_score"].to_numpy()
+        kept = np.isfinite(cols["score"])
+        np.testing.assert_array_equal(cols["score"][kept], full[kept])
+        assert (cols["rank"] > 0).sum() == 4
+    e1 = grids.tl.evaluate(wide, key_added="e").drop(columns=["key"], errors="ignore")
+    e2 = grids.tl.evaluate(compact, key_added="e").drop(columns=["key"], errors="ignore")
+    assert e1.shape == e2.shape
+    key = next(iter(compact.uns["grids"]["explain"]))
+    axes = grids.pl.track(compact, key, show=False)
+    assert axes is not None

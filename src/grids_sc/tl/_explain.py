@@ -55,6 +55,7 @@ def explain(
     worker_threads: int | None = 1,
     batched: bool | None = None,
     batch_size: int = BATCH_SIZE,
+    var_columns: bool | None = None,
     progress: bool | Callable[[dict], None] = True,
     copy: bool = False,
 ) -> MuData | None:
@@ -137,6 +138,13 @@ def explain(
         task's own (its perturbed per-chromosome sums, ``cells x chromosomes x emb_dim``
         floats per split, and its candidate moves). With an executor each worker runs whole
         batches.
+    var_columns
+        Write each result's per-peak ATAC ``var`` columns (``{key}_selected``, ``_rank``,
+        ``_score``, ``_frequency``). ``None``: only when the call has fewer than 100 (gene,
+        group) tasks; a genome-wide call instead keeps each result compactly in its record
+        (the selected peaks' scores in ``per_peak['score']``, the 100 best-scored peaks' in
+        ``peak_scores``), which :func:`grids_sc.get.explain_df` and the plots read the same
+        way (a column over 100,000 peaks is about 1.7 MB per task).
     progress
         ``True``: a progress bar over the runs (with an executor, it advances as runs
         finish), or over the steps of a single run. ``False``: none. A callable (without an
@@ -216,4 +224,4 @@ def explain(
         else:
             results = run_plan(plan, explain_task, settings, (dev, steps), executor,
                                worker_threads, "explain", run_bar(progress))  # fmt: skip
-    return write_results(mdata, plan, results, copy, params)
+    return write_results(mdata, plan, results, copy, params, var_columns)
