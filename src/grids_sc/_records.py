@@ -341,9 +341,10 @@ def compact_peak_scores(names: np.ndarray, columns: Mapping) -> dict:
 
 
 def peak_columns(adata, key: str, record: Mapping | None = None) -> dict[str, np.ndarray] | None:
-    """``score`` and ``rank`` of every peak of ``adata`` for the selection ``key``: its
-    ``.var`` columns when the call wrote them, else the compact scores its record keeps
-    (``peak_scores``; peaks not kept have a NaN score); ``None`` when neither is there.
+    """``score`` and ``rank`` of every peak (``peak``: names) of ``adata`` for the selection
+    ``key``: its ``.var`` columns when the call wrote them, else the compact scores its
+    record keeps (``peak_scores``; peaks not kept have a NaN score); ``None`` when neither
+    is there.
     """
     var = adata.var
     if f"{key}_score" in var.columns:
@@ -363,7 +364,7 @@ def peak_columns(adata, key: str, record: Mapping | None = None) -> dict[str, np
         if record is not None:
             pos = var.index.get_indexer(np.asarray(record["selected"]).astype(str))
             rank[pos[pos >= 0]] = np.flatnonzero(pos >= 0) + 1
-    return {"score": score, "rank": rank}
+    return {"score": score, "rank": rank, "peak": var.index.to_numpy().astype(str)}
 
 
 def delete(mdata, kind: str, key: str) -> None:

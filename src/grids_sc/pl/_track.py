@@ -423,7 +423,7 @@ def _draw_result(
         f"expression {rel:+.1%}"
     )
     if supported is not None:
-        names = var.index.to_numpy().astype(str)[rank > 0]
+        names = var["peak"][rank > 0]
         info += f"; {sum(n in supported for n in names)} in significant PCHi-C tiles"
     if outside:
         info += f" ({outside} selected outside the view)"
