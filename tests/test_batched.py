@@ -173,3 +173,22 @@ def test_compact_storage(fits, monkeypatch):
     key = next(iter(compact.uns["grids"]["explain"]))
     axes = grids.pl.track(compact, key, show=False)
     assert axes is not None
+
+
+def test_executor_runs_batches(fits):
+    """With an executor each worker call runs a whole batch; the results are the serial ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = fits["grids"]
+    kw = dict(L=3, groupby="celltype", n_steps=15, moves="single", progress=False, copy=True)
+    genes = list(m["rna"].var_names)[:4]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ref = grids.tl.explain(m, genes, batched=False, **kw)
+        with ThreadPoolExecutor(2) as pool:
+            par = grids.tl.explain(m, genes, batched=True, batch_size=3, executor=pool, **kw)
+    a, b = ref.uns["grids"]["explain"], par.uns["grids"]["explain"]
+    assert list(a) == list(b) and len(a) == 8
+    for key in a:
+        assert list(a[key]["selected"]) == list(b[key]["selected"])
+        np.testing.assert_array_equal(a[key]["trace"], b[key]["trace"])
