@@ -71,6 +71,36 @@ class SelectionSettings:
     max_features: int = 2000
     options: dict = field(default_factory=dict)
 
+    @classmethod
+    def of_call(
+        cls,
+        method: str,
+        surrogate: str,
+        L: int,
+        perturb: str,
+        direction: str,
+        window: int | None,
+        split_seed: int,
+        seed: int,
+        groupby: str | None,
+        **method_settings,
+    ) -> SelectionSettings:
+        """The settings of one ``explain`` or ``attribute`` call, from its arguments (numbers
+        as plain ints; ``method_settings`` are the search's or the method's fields).
+        """
+        return cls(
+            method=method,
+            surrogate=surrogate,
+            L=int(L),
+            perturb=perturb,
+            direction=direction,
+            window=None if window is None else int(window),
+            split_seed=int(split_seed),
+            seed=int(seed),
+            groupby=groupby,
+            **method_settings,
+        )
+
     @property
     def perturb_value(self) -> float:
         """The value perturbed peaks are set to."""

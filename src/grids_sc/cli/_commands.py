@@ -20,6 +20,7 @@ from ._files import atomic_path, output_target, read_h5mu, write_h5mu, write_tex
 from ._options import (
     CLIError,
     add_function_options,
+    add_table_option,
     function_kwargs,
     parameter_docs,
     parse_gene_set,
@@ -430,14 +431,7 @@ def add_evaluate(sub, common) -> None:
         epilog=EVALUATE_EXAMPLE,
     )
     _io_options(p, required=False, what=" with the table in .uns")
-    p.add_argument(
-        "-t",
-        "--table",
-        default="-",
-        metavar="PATH",
-        help="write the table here: comma-separated for a .csv suffix, else tab-separated "
-        "(default: tab-separated to stdout)",
-    )
+    add_table_option(p)
     p.add_argument(
         "--pchic",
         metavar="PATH|pbmc10k",

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._crispr import AGGREGATES
 from ._files import read_h5mu, write_text
-from ._options import CLIError, add_function_options, function_kwargs
+from ._options import CLIError, add_function_options, add_table_option, function_kwargs
 
 EXAMPLE = """\
 example:
@@ -66,14 +66,7 @@ def add_crispr(sub, common) -> None:
     )
     p.add_argument("predictions", metavar="PREDICTIONS", help="E2G file (.tsv/.tsv.gz) or .h5mu")
     p.add_argument("crispr", metavar="CRISPR", help="the benchmark's pairs (.tsv/.tsv.gz)")
-    p.add_argument(
-        "-t",
-        "--table",
-        default="-",
-        metavar="PATH",
-        help="write the table here: comma-separated for a .csv suffix, else tab-separated "
-        "(default: tab-separated to stdout)",
-    )
+    add_table_option(p)
     p.add_argument(
         "--genes",
         metavar="BED",

@@ -217,3 +217,15 @@ def stderr_writer(quiet: bool) -> Callable[[str], None]:
             print(f"grids: {message}", file=sys.stderr, flush=True)
 
     return say
+
+
+def add_table_option(p: argparse.ArgumentParser) -> None:
+    """``-t/--table PATH``: where a command writes its table (``-``: standard output)."""
+    p.add_argument(
+        "-t",
+        "--table",
+        default="-",
+        metavar="PATH",
+        help="write the table here: comma-separated for a .csv suffix, else tab-separated "
+        "(default: tab-separated to stdout)",
+    )

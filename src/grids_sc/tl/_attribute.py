@@ -116,16 +116,16 @@ def attribute(
     fitted = get_surrogate(mdata, key, check_genes=False)
     plan = make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, method)
     dev = task_device(device, executor)
-    settings = SelectionSettings(
-        method=method,
-        surrogate=key,
-        L=int(L),
-        perturb=perturb,
-        direction=direction,
-        window=None if window is None else int(window),
-        split_seed=int(split_seed),
-        seed=int(seed),
-        groupby=groupby,
+    settings = SelectionSettings.of_call(
+        method,
+        key,
+        L,
+        perturb,
+        direction,
+        window,
+        split_seed,
+        seed,
+        groupby,
         max_features=int(max_features),
         options=dict(method_kwargs),
     )

@@ -196,16 +196,16 @@ def explain(
     fitted = get_surrogate(mdata, key, check_genes=False)
     plan = make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, "grids")
     dev = task_device(device, executor)
-    settings = SelectionSettings(
-        method="grids",
-        surrogate=key,
-        L=int(L),
-        perturb=perturb,
-        direction=direction,
-        window=None if window is None else int(window),
-        split_seed=int(split_seed),
-        seed=int(seed),
-        groupby=groupby,
+    settings = SelectionSettings.of_call(
+        "grids",
+        key,
+        L,
+        perturb,
+        direction,
+        window,
+        split_seed,
+        seed,
+        groupby,
         n_candidates=int(n_candidates),
         n_steps=int(n_steps),
         restarts=int(restarts),
