@@ -166,7 +166,8 @@ def explain(
         ATAC ``var`` columns ``{key}_selected``, ``{key}_rank`` (1 = most important, 0 = not
         selected) and ``{key}_score`` (first-order gain of perturbing the peak given the
         selection, relative to mean expression; NaN outside the window), plus
-        ``{key}_frequency`` when ``restarts > 1``.
+        ``{key}_frequency`` when ``restarts > 1`` (with ``var_columns``: by default only for
+        calls of fewer than 100 tasks; see :doc:`/genome_wide`).
 
     Raises
     ------
