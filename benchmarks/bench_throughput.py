@@ -9,7 +9,8 @@ One surrogate (the default, ``model="cis"``) is fit on the simulator, then, in o
 - ``batched``: one ``explain`` call over every gene and every cell type at the defaults
   (``batched=None``: the batched engine from 8 tasks on, ``batch_size=64``), wall time;
 - ``loop``: one ``explain`` call per task (what a user's loop over genes costs) on
-  ``--sample`` tasks drawn from the same tasks (seeded), wall time per task;
+  ``--sample`` tasks drawn from the same tasks (seeded), wall time per task (each call
+  with ``copy=True``, as the batched call, so its cost includes copying the data set);
 - ``correlation``: ``attribute(method="correlation")`` for the same genes and groups;
 - peak memory (maximum resident set size of the process) after each.
 
