@@ -328,6 +328,50 @@ def replace_var_columns(adata, result_keys: Iterable[str], columns) -> None:
     adata.var = pd.concat([keep, columns.set_axis(var.index)], axis=1)
 
 
+VAR_COLUMNS_MAX_TASKS = 100  # explain/attribute(var_columns=None) write .var columns below this
+SCORE_PEAKS = 100  # peaks whose score a compact selection record keeps (best first-order)
+
+
+def compact_peak_scores(names: np.ndarray, columns: Mapping) -> dict:
+    """A selection's per-peak columns as the few arrays a compact record keeps: the score of
+    the :data:`SCORE_PEAKS` best-scored peaks and of every selected peak (names, scores),
+    and how many peaks were scored (the candidates).
+    """
+    score = np.asarray(columns["score"], dtype=np.float64)
+    scored = np.flatnonzero(np.isfinite(score))
+    best = scored[np.argsort(-score[scored], kind="stable")[:SCORE_PEAKS]]
+    keep = np.union1d(best, np.flatnonzero(np.asarray(columns["rank"]) > 0))
+    return {"peak": np.asarray(names)[keep].astype(str), "score": score[keep],
+            "n_scored": int(len(scored))}  # fmt: skip
+
+
+def peak_columns(adata, key: str, record: Mapping | None = None) -> dict[str, np.ndarray] | None:
+    """``score`` and ``rank`` of every peak (``peak``: names) of ``adata`` for the selection
+    ``key``: its ``.var`` columns when the call wrote them, else the compact scores its
+    record keeps (``peak_scores``; peaks not kept have a NaN score); ``None`` when neither
+    is there.
+    """
+    var = adata.var
+    if f"{key}_score" in var.columns:
+        score = var[f"{key}_score"].to_numpy(dtype=np.float64)
+        rank = (var[f"{key}_rank"].to_numpy(dtype=np.int64) if f"{key}_rank" in var.columns
+                else None)  # fmt: skip
+    elif record is not None and "peak_scores" in record:
+        kept = record["peak_scores"]
+        score = np.full(adata.n_vars, np.nan)
+        pos = var.index.get_indexer(np.asarray(kept["peak"]).astype(str))
+        score[pos[pos >= 0]] = np.asarray(kept["score"], dtype=np.float64)[pos >= 0]
+        rank = None
+    else:
+        return None
+    if rank is None:
+        rank = np.zeros(adata.n_vars, dtype=np.int64)
+        if record is not None:
+            pos = var.index.get_indexer(np.asarray(record["selected"]).astype(str))
+            rank[pos[pos >= 0]] = np.flatnonzero(pos >= 0) + 1
+    return {"score": score, "rank": rank, "peak": var.index.to_numpy().astype(str)}
+
+
 def delete(mdata, kind: str, key: str) -> None:
     """Remove the record ``key`` of ``kind`` if present."""
     root = _root_for_write(mdata)

@@ -8,6 +8,15 @@ and store the results with :func:`write_results`.
 """
 
 from ._attribution import EXPENSIVE, attribute_task, correlation_inputs
+from ._batched import (
+    BATCH_MIN_TASKS,
+    BATCH_SIZE,
+    TaskBatch,
+    explain_batch,
+    make_batches,
+    run_batches,
+    use_batches,
+)
 from ._executor import TaskError, check_executor, run_tasks, weights_token
 from ._plan import MIN_GROUP_CELLS, Plan, Task, group_cells, make_plan, run_plan, task_device
 from ._progress import check_progress, run_bar, step_reporter
@@ -28,6 +37,13 @@ from ._settings import (
 from ._write import write_results
 
 __all__ = [
+    "BATCH_MIN_TASKS",
+    "BATCH_SIZE",
+    "TaskBatch",
+    "explain_batch",
+    "make_batches",
+    "run_batches",
+    "use_batches",
     "DIRECTION",
     "EXPENSIVE",
     "MIN_GROUP_CELLS",

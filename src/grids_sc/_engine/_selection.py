@@ -135,6 +135,14 @@ def explain_task(
     )
     if hasattr(progress, "close"):
         progress.close()
+    return search_record(task, res, cells, probs, settings)
+
+
+def search_record(task: Task, res, cells: dict, probs: dict, settings: SelectionSettings):
+    """The record and ``.var`` columns of a task's search result (a
+    :class:`~grids_sc.search.SearchResult` on ``probs['train']``).
+    """
+    mask = task.candidates
     sel = torch.from_numpy(res.selection)
     sign = settings.sign
     d_final = probs["train"].first_order(sel).cpu().numpy()

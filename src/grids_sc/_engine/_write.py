@@ -16,8 +16,15 @@ from ._plan import Plan
 from ._selection import Skipped, named_record
 
 
-def write_results(mdata, plan: Plan, results, copy: bool, params: dict):
+def write_results(mdata, plan: Plan, results, copy: bool, params: dict, var_columns=None):
     """Store each task's record and ``.var`` columns (in ``mdata`` or a copy).
+
+    ``var_columns`` (``None``: when the call has fewer than
+    :data:`~grids_sc._records.VAR_COLUMNS_MAX_TASKS` tasks) writes each task's per-peak
+    ``.var`` columns; without them each record keeps its selected peaks' scores in
+    ``per_peak['score']`` and the best-scored peaks' in ``peak_scores``
+    (:func:`~grids_sc._records.compact_peak_scores`), which ``get.explain_df`` and the plots
+    read instead.
 
     A task with nothing to move (:class:`Skipped`: the surrogate predicts 0 for its gene in
     the whole group) is an error when it is the call's only task; among several it is left
@@ -37,6 +44,8 @@ def write_results(mdata, plan: Plan, results, copy: bool, params: dict):
             UserWarning,
             stacklevel=3,
         )
+    if var_columns is None:
+        var_columns = len(plan.tasks) < records.VAR_COLUMNS_MAX_TASKS
     target = copy_of(mdata) if copy else mdata
     new = {}
     for task, result in zip(plan.tasks, results):
@@ -48,14 +57,19 @@ def write_results(mdata, plan: Plan, results, copy: bool, params: dict):
             continue
         record, columns = result
         records.delete(target, "skipped", task.key)
-        records.write(target, "selection", task.key, named_record(record, plan.peak_names), params)
-        new.update({f"{task.key}_{col}": values for col, values in columns.items()})
+        named = named_record(record, plan.peak_names)
+        if var_columns:
+            new.update({f"{task.key}_{col}": values for col, values in columns.items()})
+        else:
+            named["per_peak"]["score"] = np.asarray(columns["score"])[record["selected_index"]]
+            named["peak_scores"] = records.compact_peak_scores(plan.peak_names, columns)
+        records.write(target, "selection", task.key, named, params)
     a_atac = target.mod[plan.atac]
     columns = pd.DataFrame(new, index=a_atac.var_names)
     records.replace_var_columns(a_atac, [task.key for task in plan.tasks], columns)
     log.info(
-        "added %d result(s) to .uns['grids']['explain'] and their columns to .mod[%r].var",
+        "added %d result(s) to .uns['grids']['explain']%s",
         len(plan.tasks) - len(skipped),
-        plan.atac,
+        f" and their columns to .mod[{plan.atac!r}].var" if var_columns else "",
     )
     return target if copy else None

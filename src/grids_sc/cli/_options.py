@@ -97,9 +97,23 @@ def _converter(base: type) -> Callable[[str], object]:
     return convert
 
 
+def _bool(text: str) -> bool:
+    """``true``/``false`` (also ``yes``/``no``, ``on``/``off``, ``1``/``0``) as a bool."""
+    value = {"true": True, "yes": True, "on": True, "1": True,
+             "false": False, "no": False, "off": False, "0": False}.get(text.lower())  # fmt: skip
+    if value is None:
+        raise ValueError(text)
+    return value
+
+
+_bool.__name__ = "bool"
+
+
 def _base_type(annotation: str, default) -> type:
     if default is not None and not isinstance(default, bool):
         return type(default)
+    if re.search(r"\bbool\b", annotation):
+        return _bool
     for name, t in (("int", int), ("float", float)):
         if re.search(rf"\b{name}\b", annotation):
             return t

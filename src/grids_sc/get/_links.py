@@ -56,7 +56,8 @@ def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
           ``method``, ``key``;
         - ``peak``, ``chrom``, ``start``, ``end`` (0-based, half-open);
         - ``rank`` (1 = most important), ``score`` (the method's score, the ATAC
-          ``var[f'{key}_score']``), ``alone`` (relative change of the gene's mean predicted
+          ``var[f'{key}_score']``, or the record's ``per_peak['score']`` when the call
+          wrote no columns), ``alone`` (relative change of the gene's mean predicted
           expression on the search cells when only this peak is perturbed), ``restored``
           (the change lost when only this peak is restored to its observed value);
         - ``frequency`` (share of restarts that selected the peak), when stored;
@@ -87,6 +88,8 @@ def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
     score_col = f"{key}_score"
     if score_col in a_atac.var.columns:
         score = a_atac.var[score_col].to_numpy(dtype=np.float64)[pos]
+    elif "score" in per_peak:  # a genome-wide call's compact record (no .var columns)
+        score = np.asarray(per_peak["score"], dtype=np.float64)
     else:
         score = np.full(len(peaks), np.nan)
     genes = record.genes

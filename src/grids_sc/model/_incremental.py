@@ -124,7 +124,26 @@ class IncrementalSurrogate(ABC):
         (any shape) to ``p`` in each cell.
         """
 
+    def for_genes(self, genes: np.ndarray | torch.Tensor) -> IncrementalSurrogate | None:
+        """The evaluator of the same cells for other target ``genes``, sharing what does not
+        depend on the genes (e.g. the cells' encoder pass); ``None`` (the default) when the
+        surrogate shares nothing, and the caller builds a new one with
+        :meth:`IncrementalModel.incremental`. Its answers equal those of a new one.
+        """
+        return None
+
     # -- first order and pairs ----------------------------------------------------------------
+    @classmethod
+    def first_order_many(
+        cls, items: list[tuple[IncrementalSurrogate, State, Objective]]
+    ) -> list[torch.Tensor]:
+        """:meth:`first_order` of many ``(evaluator, state, objective)`` at once (a batched
+        search asks for all its searches' scores together). The default answers them one by
+        one; a surrogate overrides it when evaluators that share their cells can share the
+        work (one sparse product for all of them).
+        """
+        return [model.first_order(state, objective) for model, state, objective in items]
+
     @abstractmethod
     def first_order(self, state: State, objective: Objective) -> torch.Tensor:
         """``d_j`` ``[n_features]``: the first-order change of ``objective`` of setting

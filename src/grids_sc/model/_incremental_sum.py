@@ -16,6 +16,7 @@ extends it with the cis heads' window sums.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             self.device
         )
         self.by_peak = batch.by_peak
+        self._batch = batch
         self.peak_chrom = enc.peak_chrom.to(self.device)
         with torch.no_grad():
             self.delta = enc.delta.detach()
@@ -83,6 +85,18 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         self._grad_state: EmbeddingSumState | None = None
         self._grad_objective: Objective | None = None
         self._grad: tuple | None = None
+
+    def for_genes(self, genes) -> EmbeddingSumIncremental:
+        """The evaluator of the same cells for other target genes, sharing the cells' encoder
+        pass (pooled sums and hidden units); only the genes' own parts (cis heads: their
+        window sums) are computed anew. Its answers equal those of a new one.
+        """
+        other = copy.copy(self)
+        other.genes = torch.as_tensor(np.asarray(genes), dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            other.s0 = other._window_sums(self._batch)
+        other._grad_state, other._grad_objective, other._grad = None, None, None
+        return other
 
     # -- hooks of the cis heads (none here) ---------------------------------------------------
     def _window_sums(self, batch) -> torch.Tensor | None:
@@ -213,6 +227,43 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         d_cis = self._window_first_order(grad_s, d)
         self._grad_state, self._grad_objective, self._grad = state, objective, (d, d_cis)
         return self._grad
+
+    @classmethod
+    def first_order_many(cls, items) -> list[torch.Tensor]:
+        """:meth:`first_order` of many ``(evaluator, state, objective)``: the gradients of
+        evaluators that share their cells (:meth:`for_genes`) go through one sparse product
+        with the cells' accessibility; each result equals :meth:`first_order`'s.
+        """
+        out: list[torch.Tensor | None] = [None] * len(items)
+        shared: dict[int, list[int]] = {}
+        for i, (model, state, objective) in enumerate(items):
+            if not isinstance(model, EmbeddingSumIncremental):
+                out[i] = model.first_order(state, objective)
+            elif (
+                model._grad is not None
+                and model._grad_state is state
+                and model._grad_objective is objective
+            ):
+                out[i] = model.first_order(state, objective)
+            else:
+                shared.setdefault(id(model.by_peak), []).append(i)
+        for idx in shared.values():
+            grads = [items[i][0]._objective_grads(items[i][2], items[i][1].h, items[i][1].s)
+                     for i in idx]  # fmt: skip
+            emb = grads[0][0].shape[-1]
+            stacked = torch.cat([g.reshape(-1, emb) for g, _ in grads], 1)
+            m_all = items[idx[0]][0].by_peak @ stacked  # [P, len(idx) * e]
+            for j, i in enumerate(idx):
+                model, state, objective = items[i]
+                grad, grad_s = grads[j]
+                m = m_all[:, j * emb : (j + 1) * emb]
+                total = grad.sum(0)
+                d = (model.delta * (model.p * total[model.peak_chrom] - m)).sum(-1)
+                d_cis = model._window_first_order(grad_s, d)
+                model._grad_state, model._grad_objective = state, objective
+                model._grad = (d, d_cis)
+                out[i] = d if d_cis is None else d + d_cis
+        return out
 
     def _window_first_order(self, grad_s, d: torch.Tensor) -> torch.Tensor | None:
         """``d_j`` through the window sums (``None`` without cis heads)."""

@@ -16,6 +16,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from mudata import MuData
 
 from .._genome import gene_anchors, gene_coordinates, peak_coordinates
+from .._records import peak_columns, read
 from ._style import LOGIC_COLORS, PCHIC_COLOR, SCORE_CMAP, method_color, method_label
 from ._utils import (
     finish,
@@ -58,7 +59,9 @@ def track(
     :func:`grids_sc.tl.attribute`, stacked in the order of ``keys``): every candidate peak
     is a bar at its position whose height and colour are its score (``{key}_score`` in the
     ATAC ``var``); the selected peaks (``{key}_rank > 0``) are outlined and marked with
-    their rank above.
+    their rank above. A result of a genome-wide call written without ``.var`` columns
+    (``var_columns=False``) shows the peaks its record keeps: the 100 best-scored and the
+    selected ones.
 
     Parameters
     ----------
@@ -111,17 +114,20 @@ def track(
     if len(chroms) > 1:
         raise ValueError(f"genes {genes} lie on several chromosomes; pass one with gene=")
     chrom = str(chroms[0])
+    columns = {}
     for key, _ in records:
-        if f"{key}_score" not in a_atac.var.columns:
+        columns[key] = peak_columns(a_atac, key, read(mdata, "selection", key))
+        if columns[key] is None:
             raise KeyError(
-                f"ATAC var has no column {key + '_score'!r}: the result's peak columns are "
-                "missing (were they dropped, or is this another modality?)"
+                f"ATAC var has no column {key + '_score'!r} and the result keeps no peak "
+                "scores: the result's peak columns are missing (were they dropped, or is "
+                "this another modality?)"
             )
     peaks = peak_coordinates(a_atac, atac)
     p_chrom = peaks["chrom"].astype(str).to_numpy()
     p_start = peaks["start"].to_numpy(dtype=np.float64)
     p_end = peaks["end"].to_numpy(dtype=np.float64)
-    lo, hi = _region(records, coords, window, a_atac, p_chrom == chrom, p_start, p_end)
+    lo, hi = _region(records, coords, window, columns, p_chrom == chrom, p_start, p_end)
     in_region = (p_chrom == chrom) & (p_end >= lo) & (p_start <= hi)
 
     groups = list(dict.fromkeys(r.group for _, r in records))
@@ -148,7 +154,7 @@ def track(
     for a, (key, record) in zip(row_axes[n_top:], records):
         group = record.group
         _draw_result(
-            a, key, record, a_atac.var, in_region, p_start, p_end, span, norm, colormap,
+            a, key, record, columns[key], in_region, p_start, p_end, span, norm, colormap,
             label_ranks, supported.get(group),
         )  # fmt: skip
 
@@ -191,7 +197,7 @@ def _track_genes(records, gene) -> list[str]:
     return first
 
 
-def _region(records, coords, window, a_atac, on_chrom, p_start, p_end) -> tuple[float, float]:
+def _region(records, coords, window, columns, on_chrom, p_start, p_end) -> tuple[float, float]:
     g_lo, g_hi = float(coords["start"].min()), float(coords["end"].max())
     if window is None:
         searched = [r.window for _, r in records if r.window is not None and r.window > 0]
@@ -204,7 +210,7 @@ def _region(records, coords, window, a_atac, on_chrom, p_start, p_end) -> tuple[
     cand = on_chrom.copy()
     scored = np.zeros_like(cand)
     for key, _ in records:
-        scored |= a_atac.var[f"{key}_score"].notna().to_numpy()
+        scored |= np.isfinite(columns[key]["score"])
     cand &= scored
     if not cand.any():
         return g_lo - 50_000, g_hi + 50_000
@@ -367,15 +373,9 @@ def _draw_pchic(a: Axes, tiles: pd.DataFrame, group: str, span: float) -> None:
 
 
 def _draw_result(
-    a, key, record, var, in_region, p_start, p_end, span, norm, cmap, label_ranks, supported
+    a, key, record, var: dict, in_region, p_start, p_end, span, norm, cmap, label_ranks, supported
 ):
-    score = var[f"{key}_score"].to_numpy(dtype=np.float64)
-    if f"{key}_rank" in var.columns:
-        rank = var[f"{key}_rank"].to_numpy(dtype=np.int64)
-    else:
-        rank = np.zeros(len(var), dtype=np.int64)
-        pos = var.index.get_indexer(record.selected)
-        rank[pos[pos >= 0]] = np.flatnonzero(pos >= 0) + 1
+    score, rank = var["score"], var["rank"]
     draw = in_region & np.isfinite(score)
     sel = draw & (rank > 0)
     x = (p_start + p_end) / 2
@@ -423,7 +423,7 @@ def _draw_result(
         f"expression {rel:+.1%}"
     )
     if supported is not None:
-        names = var.index.to_numpy().astype(str)[rank > 0]
+        names = var["peak"][rank > 0]
         info += f"; {sum(n in supported for n in names)} in significant PCHi-C tiles"
     if outside:
         info += f" ({outside} selected outside the view)"

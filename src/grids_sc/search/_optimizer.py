@@ -8,6 +8,34 @@ import torch
 from ._problem import SubsetProblem
 
 
+def answer(problem: SubsetProblem, request: tuple, validation: SubsetProblem | None = None):
+    """The answer of ``problem`` to one request of a search (tensors on the CPU).
+
+    A search asks ``("first_order", selection)``, ``("move_values", selection, out_pos,
+    incoming)``, ``("pair_effects", selection, features, signs)``, ``("value", selection)``
+    or ``("add_values", selection, incoming)``: the :class:`SubsetProblem` method of that
+    name; ``("validation_value", selection)`` is ``validation.value``.
+    """
+    kind, *args = request
+    if kind == "value":
+        return problem.value(*args)
+    if kind == "validation_value":
+        return validation.value(*args)
+    return getattr(problem, kind)(*args).cpu()
+
+
+def answer_all(requests, problem: SubsetProblem, validation: SubsetProblem | None = None):
+    """Run the request generator ``requests`` to its end, answering from ``problem`` (and
+    ``validation``); its return value.
+    """
+    try:
+        request = next(requests)
+        while True:
+            request = requests.send(answer(problem, request, validation))
+    except StopIteration as stop:
+        return stop.value
+
+
 class GridsOptimizer(torch.optim.Optimizer):
     """Gradient-guided coordinate descent over a set of ``L`` feature indices.
 
@@ -46,6 +74,8 @@ class GridsOptimizer(torch.optim.Optimizer):
         When none of the ``n_candidates`` shortlisted moves improves, the next-ranked single
         swaps are evaluated, ``n_candidates`` at a time, up to ``depth * n_candidates`` in
         all, before the search is declared converged (``1``: stop at once, as the paper).
+    value
+        The objective of the initial selection when the caller has it (else computed).
     """
 
     def __init__(
@@ -58,6 +88,7 @@ class GridsOptimizer(torch.optim.Optimizer):
         moves: str = "single",
         pair_pool: int = 64,
         depth: int = 8,
+        value: float | None = None,
     ) -> None:
         params = list(params)
         if len(params) != 1 or params[0].dtype != torch.long or params[0].ndim != 1:
@@ -80,7 +111,7 @@ class GridsOptimizer(torch.optim.Optimizer):
         if len(torch.unique(sel)) != len(sel):
             raise ValueError("the initial selection has duplicate indices")
         self.converged = False
-        self.value = problem.value(sel)
+        self.value = problem.value(sel) if value is None else float(value)
         self.trace: list[float] = [self.value]
 
     @property
@@ -92,11 +123,19 @@ class GridsOptimizer(torch.optim.Optimizer):
     def step(self, closure=None) -> float:  # noqa: D102 - documented on the class
         if closure is not None:
             raise ValueError("GridsOptimizer computes its own scores; it takes no closure")
+        return answer_all(self.step_requests(), self.problem)
+
+    def step_requests(self):
+        """One step as a generator of the questions it asks the problem (see
+        :func:`answer`): it yields each request, receives the answer, and returns the
+        objective after the step. :meth:`step` answers them from :attr:`problem`; a batched
+        runner answers many searches' requests in one call (:mod:`grids_sc.search._batched`).
+        """
         group = self.param_groups[0]
         sel = self.selection
         if self.converged:
             return self.value
-        d = self.problem.first_order(sel).cpu()
+        d = yield ("first_order", sel)
         free = self.candidates.clone()
         free[sel.cpu()] = False
         if not free.any():
@@ -105,18 +144,19 @@ class GridsOptimizer(torch.optim.Optimizer):
         k = min(group["n_candidates"], int(free.sum()))
         d_free = torch.where(free, d, torch.full_like(d, float("inf")))
         out_pos, in_idx = _ranked_swaps(sel, d, d_free, k, k)
-        vals = self.problem.move_values(sel, out_pos.to(sel.device), in_idx.to(sel.device))
-        vals = vals.cpu()
+        vals = yield ("move_values", sel, out_pos.to(sel.device), in_idx.to(sel.device))
         if self.moves == "pair" and len(sel) >= 2 and int(free.sum()) >= 2:
-            p_out, p_in = self._pair_moves(sel, d, d_free, group["n_candidates"])
+            p_out, p_in = yield from self._pair_moves(sel, d, d_free, group["n_candidates"])
             if len(p_in):
-                p_vals = self.problem.move_values(sel, p_out.to(sel.device), p_in.to(sel.device))
+                p_vals = yield ("move_values", sel, p_out.to(sel.device), p_in.to(sel.device))
                 out_pos, in_idx = _pad_cat(out_pos, p_out), _pad_cat(in_idx, p_in)
-                vals = torch.cat([vals, p_vals.cpu()])
+                vals = torch.cat([vals, p_vals])
         if float(vals.min()) >= self.value - group["tol"]:
             # none of the shortlisted moves improves: the first-order ranking is least
             # reliable here, so look further down it before declaring convergence
-            out_pos, in_idx, vals = self._deeper(sel, d, d_free, out_pos, in_idx, vals, group)
+            out_pos, in_idx, vals = yield from self._deeper(
+                sel, d, d_free, out_pos, in_idx, vals, group
+            )
         best = int(torch.argmin(vals))
         if float(vals[best]) < self.value - group["tol"]:
             keep = in_idx[best] >= 0
@@ -129,7 +169,8 @@ class GridsOptimizer(torch.optim.Optimizer):
 
     def _deeper(self, sel, d, d_free, out_pos, in_idx, vals, group):
         """Evaluate the next-ranked single swaps, ``n_candidates`` at a time, until one
-        improves or ``depth * n_candidates`` swaps have been tried in this step.
+        improves or ``depth * n_candidates`` swaps have been tried in this step (a request
+        generator, as :meth:`step_requests`).
         """
         k = group["n_candidates"]
         n_free = int(torch.isfinite(d_free).sum())
@@ -139,7 +180,7 @@ class GridsOptimizer(torch.optim.Optimizer):
         ranked_out, ranked_in = _ranked_swaps(sel, d, d_free, min(most, n_free), most)
         for start in range(k, most, k):
             o, i = ranked_out[start : start + k], ranked_in[start : start + k]
-            v = self.problem.move_values(sel, o.to(sel.device), i.to(sel.device)).cpu()
+            v = yield ("move_values", sel, o.to(sel.device), i.to(sel.device))
             if float(v.min()) < self.value - group["tol"]:
                 return o, i, v
         return out_pos, in_idx, vals
@@ -152,7 +193,7 @@ class GridsOptimizer(torch.optim.Optimizer):
         ``E`` from :meth:`SubsetProblem.pair_effects` over the pool and the selection,
         ``S_a = E[a, a]`` and ``I_ab = E[a, b] - S_a - S_b``, a move adding ``a, b`` and
         restoring ``i, k`` is scored ``S_a + S_b + S_i + S_k + I_ab + I_ik + I_ai + I_ak +
-        I_bi + I_bk``.
+        I_bi + I_bk``. A request generator (see :meth:`step_requests`).
         """
         free = torch.isfinite(d_free)
         hint = self.problem.interacting_features().cpu()
@@ -167,7 +208,7 @@ class GridsOptimizer(torch.optim.Optimizer):
             return torch.zeros(0, 2, dtype=torch.long), torch.zeros(0, 2, dtype=torch.long)
         feats = torch.cat([pool, sel.cpu()])
         signs = torch.cat([torch.ones(n_pool), -torch.ones(n_sel)])
-        e = self.problem.pair_effects(sel, feats, signs).cpu().to(d.dtype)
+        e = (yield ("pair_effects", sel, feats, signs)).to(d.dtype)
         single = e.diagonal().clone()
         inter = e - single[:, None] - single[None, :]
         ia, ib = torch.triu_indices(n_pool, n_pool, offset=1)
@@ -234,14 +275,19 @@ def greedy_selection(
     picked twice over; it costs ``size`` first-order passes and ``size * n_candidates``
     exact evaluations.
     """
+    return answer_all(greedy_requests(candidates, size, n_candidates), problem)
+
+
+def greedy_requests(candidates: torch.Tensor, size: int, n_candidates: int = 32):
+    """:func:`greedy_selection` as a request generator (see :func:`answer`)."""
     cand = candidates.bool().cpu()
     sel = torch.zeros(0, dtype=torch.long)
     for _ in range(size):
-        d = problem.first_order(sel).cpu()
+        d = yield ("first_order", sel)
         free = cand.clone()
         free[sel] = False
         k = min(n_candidates, int(free.sum()))
         short = torch.topk(torch.where(free, d, torch.full_like(d, float("inf"))), k, largest=False)
-        vals = problem.add_values(sel, short.indices).cpu()
+        vals = yield ("add_values", sel, short.indices)
         sel = torch.cat([sel, short.indices[int(torch.argmin(vals))].reshape(1)])
     return sel

@@ -122,6 +122,10 @@ class EmbeddingSumProblem(SubsetProblem):
         Where to compute.
     chunk
         Candidates evaluated per forward pass.
+    model
+        The surrogate's evaluator of ``x`` and ``genes`` with ``perturb_value`` when the
+        caller has built it (e.g. shared with other genes of the same cells through
+        :meth:`~grids_sc.model.IncrementalSurrogate.for_genes`); default: built here.
 
     Attributes
     ----------
@@ -141,6 +145,7 @@ class EmbeddingSumProblem(SubsetProblem):
         sign: float = 1.0,
         device: torch.device | str = "cpu",
         chunk: int = 32,
+        model: IncrementalSurrogate | None = None,
     ) -> None:
         self.module = module
         self.device = torch.device(device)
@@ -148,7 +153,9 @@ class EmbeddingSumProblem(SubsetProblem):
         self.sign = float(sign)
         self.chunk = chunk
         self.genes = torch.as_tensor(np.asarray(genes), dtype=torch.long, device=self.device)
-        self.model: IncrementalSurrogate = module.incremental(x, genes, self.p, self.device)
+        if model is None:
+            model = module.incremental(x, genes, self.p, self.device)
+        self.model: IncrementalSurrogate = model
         self.n_features = self.model.n_features
         self.n_cells = self.model.n_cells
         with torch.no_grad():
@@ -202,6 +209,25 @@ class EmbeddingSumProblem(SubsetProblem):
         (``d_j = sum_c (p - x_cj) dObjective/dx_cj``).
         """
         return self.model.input_gradient(self.objective)
+
+    @staticmethod
+    @torch.no_grad()
+    def first_order_many(
+        problems: list[EmbeddingSumProblem], selections: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """:meth:`first_order` of many problems at once, through their surrogates'
+        :meth:`~grids_sc.model.IncrementalSurrogate.first_order_many` (one sparse product for
+        problems that share their cells); each equals the problem's :meth:`first_order`.
+        """
+        items = [(p.model, p._state(s), p.objective) for p, s in zip(problems, selections)]
+        by_kind: dict[type, list[int]] = {}
+        for i, (model, _, _) in enumerate(items):
+            by_kind.setdefault(type(model), []).append(i)
+        out: list[torch.Tensor | None] = [None] * len(items)
+        for kind, idx in by_kind.items():
+            for i, d in zip(idx, kind.first_order_many([items[i] for i in idx])):
+                out[i] = d
+        return out
 
     @torch.no_grad()
     def move_values(self, selection, out_pos, incoming) -> torch.Tensor:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._optimizer import GridsOptimizer, greedy_selection, initial_selection
+from ._optimizer import GridsOptimizer, answer_all, greedy_requests, initial_selection
 from ._problem import SubsetProblem
 
 INITS = ("first_order", "greedy")  # where restart 0 starts
@@ -79,6 +79,48 @@ def run_search(
     of every restart (step 0) and after every step, with the objective of the current
     selection (for progress reports; neither changes the search).
     """
+    return answer_all(
+        search_requests(
+            problem,
+            size,
+            candidates=candidates,
+            n_candidates=n_candidates,
+            n_steps=n_steps,
+            restarts=restarts,
+            seed=seed,
+            validate=validation is not None,
+            callback=callback,
+            moves=moves,
+            pair_pool=pair_pool,
+            init=init,
+            on_step=on_step,
+        ),
+        problem,
+        validation,
+    )
+
+
+def search_requests(
+    problem: SubsetProblem,
+    size: int,
+    *,
+    candidates: torch.Tensor | None = None,
+    n_candidates: int = 32,
+    n_steps: int = 500,
+    restarts: int = 1,
+    seed: int = 0,
+    validate: bool = False,
+    callback=None,
+    moves: str = "single",
+    pair_pool: int = 64,
+    init: str = "first_order",
+    on_step: Callable[[int, int, float], None] | None = None,
+):
+    """:func:`run_search` as a generator of the questions it asks its problems
+    (:func:`~grids_sc.search._optimizer.answer`); returns the :class:`SearchResult`.
+    ``problem`` is read only for its size and :meth:`~SubsetProblem.interacting_features`;
+    ``validate`` ranks the restarts on ``("validation_value", selection)`` answers.
+    """
     n = problem.n_features
     cand = torch.ones(n, dtype=torch.bool) if candidates is None else candidates.bool().cpu()
     n_cand = int(cand.sum())
@@ -87,20 +129,28 @@ def run_search(
     if init not in INITS:
         raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
     rng = np.random.default_rng(seed)
-    d0 = problem.first_order(torch.empty(0, dtype=torch.long)).cpu()
+    d0 = yield ("first_order", torch.empty(0, dtype=torch.long))
     sels, traces, scores, steps = [], [], [], []
     for r in range(restarts):
         if r == 0 and init == "greedy":
-            sel = greedy_selection(problem, cand, size, n_candidates)
+            sel = yield from greedy_requests(cand, size, n_candidates)
         else:
             sel = initial_selection(d0, cand, size, rng if r > 0 else None)
+        value = yield ("value", sel)
         opt = GridsOptimizer(
-            [sel], problem, cand, n_candidates=n_candidates, moves=moves, pair_pool=pair_pool
+            [sel],
+            problem,
+            cand,
+            n_candidates=n_candidates,
+            moves=moves,
+            pair_pool=pair_pool,
+            value=value,
         )
         if on_step is not None:
             on_step(r, 0, opt.value)
         for step in range(n_steps):
-            opt.step()
+            if not opt.converged:
+                yield from opt.step_requests()
             if callback is not None:
                 callback()
             if on_step is not None:
@@ -111,10 +161,10 @@ def run_search(
         sels.append(final.numpy())
         traces.append(np.asarray(opt.trace))
         steps.append(len(opt.trace) - 1)
-        scores.append(validation.value(final) if validation is not None else opt.value)
+        scores.append((yield ("validation_value", final)) if validate else opt.value)
     best = int(np.argmin(scores))
     chosen = torch.from_numpy(sels[best])
-    d_final = problem.first_order(chosen).cpu().numpy()
+    d_final = (yield ("first_order", chosen)).numpy()
     order = np.argsort(d_final[sels[best]], kind="stable")
     freq = np.zeros(n, dtype=np.float64)
     for s in sels:

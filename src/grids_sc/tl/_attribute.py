@@ -45,6 +45,7 @@ def attribute(
     key_added: str | None = None,
     executor=None,
     worker_threads: int | None = 1,
+    var_columns: bool | None = None,
     progress: bool = True,
     copy: bool = False,
     **method_kwargs,
@@ -81,7 +82,7 @@ def attribute(
         Peaks selected (the top ``L`` scores).
     groupby, groups, key, perturb, direction, window
         As in :func:`~grids_sc.tl.explain`.
-    split_seed, device, seed, key_added, executor, worker_threads, progress, copy
+    split_seed, device, seed, key_added, executor, worker_threads, var_columns, progress, copy
         As in :func:`~grids_sc.tl.explain` (default keys ``{method}_{gene}_{group}``); with an
         executor, each (gene, group) is one task.
     max_features
@@ -133,4 +134,4 @@ def attribute(
     with timed(f"attribute ({method}): {len(plan.tasks)} task(s)"):
         results = run_plan(plan, attribute_task, settings, (dev,), executor, worker_threads,
                            method, progress)  # fmt: skip
-    return write_results(mdata, plan, results, copy, params)
+    return write_results(mdata, plan, results, copy, params, var_columns)

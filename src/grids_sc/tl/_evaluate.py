@@ -10,7 +10,12 @@ from mudata import MuData
 from scipy.stats import hypergeom
 
 from .. import _records as records
-from .._genome import distance_to_gene, peak_coordinates
+from .._genome import (
+    distance_to_gene,
+    gene_coordinates,
+    peak_coordinates,
+    window_mask,
+)
 from .._logging import logger as log
 
 LOGICS = ("single", "or", "and", "decoy")
@@ -111,7 +116,7 @@ def _evaluate_one(mdata, record: records.SelectionRecord, pchic, within, rna, at
     sel_pos = a_atac.var_names.get_indexer(selected)
     row.update(_hit_rates(a_atac, a_rna, atac, genes, sel_pos, within))
     if pchic is not None:
-        window = a_atac.var_names[a_atac.var[f"{key}_score"].notna().to_numpy()]
+        window = a_atac.var_names[_scored(a_atac, a_rna, atac, rna, genes, record)]
         row.update(_pchic(pchic, genes, row["group"], selected, window))
     if isinstance(mdata.uns.get("simulation"), dict):
         row.update(_planted(mdata, record, genes, selected, rna, atac))
@@ -198,3 +203,16 @@ def _planted(mdata, record, genes, selected, rna, atac) -> dict:
         after = true_expression(mdata, genes, cells=test, rna=rna, atac=atac, **kw).mean(0)
         out["true_rel_delta"] = float(np.mean((after - before) / before))
     return out
+
+
+def _scored(a_atac, a_rna, atac: str, rna: str, genes, record) -> np.ndarray:
+    """The candidate peaks of a result: those its ``{key}_score`` column scores, or (a
+    genome-wide call without ``.var`` columns) those of its window.
+    """
+    col = f"{record.key}_score"
+    if col in a_atac.var.columns:
+        return a_atac.var[col].notna().to_numpy()
+    if record.window is None:
+        return np.ones(a_atac.n_vars, dtype=bool)
+    coords = gene_coordinates(a_rna, genes, rna)
+    return window_mask(peak_coordinates(a_atac, atac), coords, int(record.window))

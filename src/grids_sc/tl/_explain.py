@@ -8,17 +8,21 @@ from mudata import MuData
 
 from .. import _records as records
 from .._engine import (
+    BATCH_SIZE,
     MOVES,
     SelectionSettings,
     check_executor,
     check_objective,
     check_progress,
+    explain_batch,
     explain_task,
     make_plan,
     run_bar,
+    run_batches,
     run_plan,
     step_reporter,
     task_device,
+    use_batches,
     write_results,
 )
 from .._logging import timed
@@ -49,6 +53,9 @@ def explain(
     key_added: str | None = None,
     executor=None,
     worker_threads: int | None = 1,
+    batched: bool | None = None,
+    batch_size: int = BATCH_SIZE,
+    var_columns: bool | None = None,
     progress: bool | Callable[[dict], None] = True,
     copy: bool = False,
 ) -> MuData | None:
@@ -121,6 +128,23 @@ def explain(
     worker_threads
         Torch threads of each task in a worker process (1 avoids oversubscribing cores that
         run one task each); ``None`` leaves the workers' setting.
+    batched
+        Run the (gene, group) searches of one group together (the batched engine: one
+        encoder pass per group shared by its genes, their first-order scores from one sparse
+        product, genes leaving the batch as they converge) instead of one at a time. The
+        results are the same. ``None``: batched when the call has at least 8 tasks.
+    batch_size
+        Most tasks run together (64); memory grows with it: about ``batch_size`` times a
+        task's own (its perturbed per-chromosome sums, ``cells x chromosomes x emb_dim``
+        floats per split, and its candidate moves). With an executor each worker runs whole
+        batches.
+    var_columns
+        Write each result's per-peak ATAC ``var`` columns (``{key}_selected``, ``_rank``,
+        ``_score``, ``_frequency``). ``None``: only when the call has fewer than 100 (gene,
+        group) tasks; a genome-wide call instead keeps each result compactly in its record
+        (the selected peaks' scores in ``per_peak['score']``, the 100 best-scored peaks' in
+        ``peak_scores``), which :func:`grids_sc.get.explain_df` and the plots read the same
+        way (a column over 100,000 peaks is about 1.7 MB per task).
     progress
         ``True``: a progress bar over the runs (with an executor, it advances as runs
         finish), or over the steps of a single run. ``False``: none. A callable (without an
@@ -142,7 +166,8 @@ def explain(
         ATAC ``var`` columns ``{key}_selected``, ``{key}_rank`` (1 = most important, 0 = not
         selected) and ``{key}_score`` (first-order gain of perturbing the peak given the
         selection, relative to mean expression; NaN outside the window), plus
-        ``{key}_frequency`` when ``restarts > 1``.
+        ``{key}_frequency`` when ``restarts > 1`` (with ``var_columns``: by default only for
+        calls of fewer than 100 tasks; see :doc:`/genome_wide`).
 
     Raises
     ------
@@ -163,6 +188,8 @@ def explain(
         raise ValueError(f"moves must be one of {list(MOVES)}, got {moves!r}")
     if init not in INITS:
         raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if n_candidates < 1 or n_steps < 0 or restarts < 1:
         raise ValueError("n_candidates and restarts must be at least 1, n_steps at least 0")
     executor = check_executor(executor, worker_threads)
@@ -190,6 +217,12 @@ def explain(
     # ---- run -----------------------------------------------------------------------------------
     with timed(f"explain: {len(plan.tasks)} task(s)"):
         steps = step_reporter(progress, len(plan.tasks), executor)
-        results = run_plan(plan, explain_task, settings, (dev, steps), executor, worker_threads,
-                           "explain", run_bar(progress))  # fmt: skip
-    return write_results(mdata, plan, results, copy, params)
+        if use_batches(batched, len(plan.tasks)):
+            results = run_batches(
+                plan, explain_batch, settings, (dev, steps), executor, worker_threads,
+                "explain", run_bar(progress), batch_size,
+            )  # fmt: skip
+        else:
+            results = run_plan(plan, explain_task, settings, (dev, steps), executor,
+                               worker_threads, "explain", run_bar(progress))  # fmt: skip
+    return write_results(mdata, plan, results, copy, params, var_columns)

@@ -1,0 +1,133 @@
+"""Throughput of ``grids.tl.explain`` over every gene in every group: the batched engine
+against a loop of one ``explain`` call per task, and against correlation links.
+
+    python benchmarks/bench_throughput.py [--cells 10000] [--peaks 100000] [--genes 2000]
+        [--celltypes 6] [--L 10] [--sample 12] [--threads 2]
+
+One surrogate (the default, ``model="cis"``) is fit on the simulator, then, in one run:
+
+- ``batched``: one ``explain`` call over every gene and every cell type at the defaults
+  (``batched=None``: the batched engine from 8 tasks on, ``batch_size=64``), wall time;
+- ``loop``: one ``explain`` call per task (what a user's loop over genes costs) on
+  ``--sample`` tasks drawn from the same tasks (seeded), wall time per task (each call
+  with ``copy=True``, as the batched call, so its cost includes copying the data set);
+- ``correlation``: ``attribute(method="correlation")`` for the same genes and groups;
+- peak memory (maximum resident set size of the process) after each.
+
+The per-task time of the batched run against the loop's is the speed-up; the full-size
+wall time is extrapolated linearly in the number of tasks from the measured per-task time
+(the cost of a task grows with the group's search cells and with the peaks, so run at the
+size you extrapolate from when you can).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import warnings
+
+import numpy as np
+import torch
+
+import grids_sc as grids
+
+
+def _rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=10_000)
+    parser.add_argument("--peaks", type=int, default=100_000)
+    parser.add_argument("--genes", type=int, default=2_000)
+    parser.add_argument("--celltypes", type=int, default=6)
+    parser.add_argument("--L", type=int, default=10)
+    parser.add_argument("--sample", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-epochs", type=int, default=10)
+    parser.add_argument("--full-tasks", type=int, default=12_000)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    grids.set_verbosity("warning") if hasattr(grids, "set_verbosity") else None
+
+    t = time.perf_counter()
+    m = grids.datasets.synthetic_multiome(
+        n_cells=args.cells, n_peaks=args.peaks, n_genes=args.genes,
+        n_celltypes=args.celltypes, seed=0,
+    )  # fmt: skip
+    t_sim = time.perf_counter() - t
+    t = time.perf_counter()
+    grids.tl.fit_surrogate(
+        m, groupby="celltype", max_epochs=args.max_epochs, cis_max_epochs=60, progress=False
+    )
+    t_fit = time.perf_counter() - t
+    genes = list(m["rna"].var_names)
+    groups = sorted(m.obs["celltype"].astype(str).unique())
+    n_tasks = len(genes) * len(groups)
+    print(f"data: {args.cells} cells x {args.peaks} peaks x {len(genes)} genes x "
+          f"{len(groups)} cell types ({n_tasks} tasks), L={args.L}, torch threads "
+          f"{torch.get_num_threads()}; simulate {t_sim:.0f} s, fit {t_fit:.0f} s")  # fmt: skip
+
+    t = time.perf_counter()
+    batched = grids.tl.explain(
+        m, genes, args.L, groupby="celltype", progress=False, copy=True, key_added="b"
+    )
+    t_batched = time.perf_counter() - t
+    rss_batched = _rss_gb()
+
+    rng = np.random.default_rng(0)
+    sample = [
+        (genes[i // len(groups)], groups[i % len(groups)])
+        for i in rng.choice(n_tasks, min(args.sample, n_tasks), replace=False)
+    ]
+    t = time.perf_counter()
+    same = 0
+    for gene, group in sample:
+        one = grids.tl.explain(
+            m, gene, args.L, groupby="celltype", groups=group, progress=False, copy=True,
+            key_added="one",
+        )  # fmt: skip
+        rec = one.uns["grids"]["explain"]["one"]
+        ref = batched.uns["grids"]["explain"].get(f"b_{gene}_{group}")
+        same += ref is not None and list(rec["selected"]) == list(ref["selected"])
+    t_loop = (time.perf_counter() - t) / len(sample)
+
+    t = time.perf_counter()
+    grids.tl.attribute(
+        m, genes, "correlation", L=args.L, groupby="celltype", progress=False, copy=True
+    )
+    t_corr = time.perf_counter() - t
+    rss_end = _rss_gb()
+
+    per_task = t_batched / n_tasks
+    rows = [
+        ("explain, batched (all tasks)", f"{t_batched:.1f} s", f"{per_task:.3f} s"),
+        (
+            f"explain, one call per task ({len(sample)} sampled)",
+            f"{t_loop * len(sample):.1f} s",
+            f"{t_loop:.3f} s",
+        ),  # fmt: skip
+        (
+            "correlation links (attribute, all tasks)",
+            f"{t_corr:.1f} s",
+            f"{t_corr / n_tasks:.3f} s",
+        ),  # fmt: skip
+    ]
+    print("| run | wall time | per task |\n| --- | --- | --- |")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    print(f"speed-up over the loop: {t_loop / per_task:.1f}x; batched / correlation time: "
+          f"{t_batched / t_corr:.1f}x; sampled tasks with the same selection: "
+          f"{same}/{len(sample)}")  # fmt: skip
+    print(f"peak memory (max RSS): {rss_batched:.2f} GB after the batched run, "
+          f"{rss_end:.2f} GB at the end")  # fmt: skip
+    full = args.full_tasks * per_task
+    print(f"extrapolated to {args.full_tasks} tasks at this per-task time: {full / 60:.1f} min "
+          f"(loop: {args.full_tasks * t_loop / 60:.1f} min)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
