@@ -162,3 +162,19 @@ def test_link_peaks_refuses_a_view_before_any_work(confounded):
     with pytest.raises(ValueError, match=r"view .*\.copy\(\)"):
         grids.tl.link_peaks(view, groupby="celltype", key_added="from_view", progress=False)
     assert sorted(m.uns["grids"]["links"]) == before
+
+
+def test_track_shows_the_q_values_of_a_link_result(confounded):
+    """pl.track(links=KEY) adds one row per group with the gene's tested peaks as -log10 q."""
+    m = confounded.copy()
+    df = grids.get.link_peaks_df(m)
+    gene, group = df.iloc[0]["gene"], df.iloc[0]["group"]
+    grids.tl.explain(m, gene, L=2, n_steps=3, groupby="celltype", groups=group, window=250_000,
+                     key_added="e", progress=False)  # fmt: skip
+    axes = grids.pl.track(m, "e", links="links", show=False)
+    tested = df[(df["gene"] == gene) & (df["group"] == group)]
+    link_ax = next(a for a in axes if a.get_ylabel().startswith("links"))
+    heights = sorted(p.get_height() for p in link_ax.patches)
+    expected = sorted(-np.log10(np.clip(tested["qvalue"].to_numpy(dtype=float), 1e-300, 1)))
+    assert len(heights) == len(expected)
+    np.testing.assert_allclose(heights, expected, rtol=1e-6)

@@ -16,7 +16,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from mudata import MuData
 
 from .._genome import gene_anchors, gene_coordinates, peak_coordinates
-from .._records import peak_columns, read
+from .._records import peak_columns, read, read_links
 from ._style import LOGIC_COLORS, PCHIC_COLOR, SCORE_CMAP, method_color, method_label
 from ._utils import (
     finish,
@@ -33,6 +33,7 @@ SELECTED_BAR_FRACTION = 1 / 300  # thinnest selected bar
 CMAP_FLOOR = 0.3  # the lightest colour of the score map, so that small scores stay visible
 MIN_CHEVRON_FRACTION = 0.03  # strand chevrons only on genes at least this wide (of the view)
 GENE_COLOR = "#222222"
+LINK_COLOR = "#B2182B"
 OTHER_GENE_COLOR = "#9A9A9A"
 
 
@@ -43,6 +44,7 @@ def track(
     gene: str | None = None,
     window: int | None = None,
     pchic: pd.DataFrame | None = None,
+    links: str | None = None,
     atac: str | None = None,
     rna: str | None = None,
     truth: bool | None = None,
@@ -81,6 +83,10 @@ def track(
         ``end`` or tiles named like the ATAC peaks). The rows for the gene and each
         result's group are drawn in a row of their own: significant tiles as full bars,
         tested tiles without a significant interaction as short grey ticks.
+    links
+        Key of a :func:`grids_sc.tl.link_peaks` result: for each result's group, a row of the
+        gene's tested peaks drawn as bars of ``-log10 q`` (significant links coloured, the
+        call's FDR as a dashed line).
     atac, rna
         Modality names (default: those of the results' surrogate).
     truth
@@ -102,7 +108,8 @@ def track(
 
     Returns
     -------
-    The row axes from top to bottom (genes, planted CREs, PCHi-C rows, one per result),
+    The row axes from top to bottom (genes, planted CREs, PCHi-C rows, link rows, one per
+    result),
     unless shown.
     """
     records = get_records(mdata, keys)
@@ -133,7 +140,8 @@ def track(
     groups = list(dict.fromkeys(r.group for _, r in records))
     pchic_rows = _pchic_rows(pchic, genes, groups, a_atac, atac, chrom, lo, hi)
     planted = _planted(a_atac.var, genes, in_region, truth)
-    n_top = 1 + (planted is not None) + len(pchic_rows)
+    link_rows = _link_rows(mdata, links, genes, groups, chrom, lo, hi)
+    n_top = 1 + (planted is not None) + len(pchic_rows) + len(link_rows)
 
     heights = [1.1] + [0.45] * (n_top - 1) + [1.25] * len(records)
     fig, row_axes, cax = _layout(ax, heights, n_top, figsize)
@@ -145,8 +153,11 @@ def track(
     _draw_genes(row_axes[0], a_rna, chrom, lo, hi, genes)
     if planted is not None:
         _draw_planted(row_axes[1], planted, p_start, p_end, span)
-    for a, (group, tiles) in zip(row_axes[1 + (planted is not None) : n_top], pchic_rows):
+    first_pchic = 1 + (planted is not None)
+    for a, (group, tiles) in zip(row_axes[first_pchic:n_top], pchic_rows):
         _draw_pchic(a, tiles, group, span)
+    for a, (group, table, fdr) in zip(row_axes[first_pchic + len(pchic_rows) : n_top], link_rows):
+        _draw_links(a, table, group, fdr, span)
 
     norm = Normalize(0.0, 1.0)
     colormap = ListedColormap(colormaps[cmap](np.linspace(CMAP_FLOOR, 1.0, 256)))
@@ -255,6 +266,29 @@ def _pchic_rows(
             f"pchic has no rows for {genes} in the results' groups {groups} within the window; "
             "no PCHi-C row drawn",
             stacklevel=3,
+        )
+    return rows
+
+
+def _link_rows(mdata, links, genes, groups, chrom, lo, hi) -> list[tuple[str, pd.DataFrame, float]]:
+    """Per group: the genes' tested peaks of a ``link_peaks`` result in the region."""
+    if links is None:
+        return []
+    from ..get import link_peaks_df
+
+    table = link_peaks_df(mdata, links)
+    fdr = float(read_links(mdata, links).fdr)
+    table = table[table["gene"].astype(str).isin(genes) & (table["chrom"].astype(str) == chrom)]
+    table = table[(table["end"] >= lo) & (table["start"] <= hi)]
+    rows = []
+    for group in groups:
+        g = table[table["group"].astype(str) == str(group)]
+        if not g.empty:
+            rows.append((group, g, fdr))
+    if not rows:
+        raise ValueError(
+            f"link result {links!r} tested no peak of {genes} in the results' groups {groups} "
+            "within the window; call link_peaks for this gene and group, or leave links=None"
         )
     return rows
 
@@ -369,6 +403,26 @@ def _draw_pchic(a: Axes, tiles: pd.DataFrame, group: str, span: float) -> None:
     for s in ("top", "right", "left"):
         a.spines[s].set_visible(False)
     a.text(1.0, 1.0, f"{int(sig.sum())} significant of {len(sig)} tested tiles",
+           transform=a.transAxes, ha="right", va="bottom", fontsize=7, color="#444444")  # fmt: skip
+
+
+def _draw_links(a: Axes, table: pd.DataFrame, group: str, fdr: float, span: float) -> None:
+    x = ((table["start"] + table["end"]) / 2).to_numpy(dtype=np.float64)
+    width = np.maximum((table["end"] - table["start"]).to_numpy(dtype=np.float64),
+                       span * MIN_BAR_FRACTION)  # fmt: skip
+    q = np.clip(table["qvalue"].to_numpy(dtype=np.float64), 1e-300, 1.0)
+    height = -np.log10(q)
+    sig = table["significant"].to_numpy(dtype=bool)
+    a.bar(x[~sig], height[~sig], width=width[~sig], color="#BBBBBB", lw=0, label="tested")
+    a.bar(x[sig], height[sig], width=width[sig], color=LINK_COLOR, lw=0, label="significant")
+    line = -np.log10(fdr)
+    a.axhline(line, ls="--", lw=0.7, color="#777777")
+    a.set_ylim(0, 1.1 * max(line, float(height.max()) if len(height) else line))
+    a.set_ylabel(f"links\n{group}\n-log10 q", rotation=0, ha="right", va="center", fontsize=8)
+    a.tick_params(axis="y", labelsize=7)
+    for side in ("top", "right"):
+        a.spines[side].set_visible(False)
+    a.text(1.0, 1.0, f"{int(sig.sum())} significant of {len(sig)} tested (FDR {fdr:g})",
            transform=a.transAxes, ha="right", va="bottom", fontsize=7, color="#444444")  # fmt: skip
 
 
