@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import grids_sc as grids
-from grids_sc.get._links import gene_anchors, tss_distance
+from grids_sc._genome import gene_anchors, tss_distance
 
 GENE, SET, L = "gene3", {"pair": ["gene3", "gene1"]}, 4
 KEY, SET_KEY, SAL_KEY = "grids_gene3_all", "grids_pair_all", "saliency_gene3_all"

@@ -245,3 +245,29 @@ def tss_distance(
     dist = np.where(minus, -forward, forward)
     same = np.asarray(chrom, dtype=object) == anchors["gene_chrom"].to_numpy(dtype=object)
     return np.where(same & np.isfinite(tss), dist, np.nan)
+
+
+def add_tss_columns(table: pd.DataFrame, var: pd.DataFrame) -> None:
+    """Add the genes' anchor columns (``tss``, ...) and ``tss_distance`` to a table of peaks
+    (columns ``gene``, ``chrom``, ``start``, ``end``), in place; whole numbers as nullable
+    ``Int64``. Nothing is added when ``var`` (the RNA ``var``) has no gene coordinates.
+    """
+    anchors = gene_anchors(var, table["gene"].tolist())
+    if anchors is None:
+        return
+    for col in anchors.columns:
+        table[col] = anchors[col].to_numpy()
+    dist = tss_distance(
+        table["chrom"].to_numpy(dtype=object),
+        table["start"].to_numpy(),
+        table["end"].to_numpy(),
+        anchors,
+    )
+    table["tss"] = _nullable_int(table["tss"].to_numpy(dtype=np.float64))
+    table["tss_distance"] = _nullable_int(dist)
+
+
+def _nullable_int(values: np.ndarray) -> pd.arrays.IntegerArray:
+    values = np.asarray(values, dtype=np.float64)
+    missing = ~np.isfinite(values)
+    return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)

@@ -8,7 +8,7 @@ from mudata import MuData
 from scipy.stats import norm
 
 from .. import _records as records
-from .._genome import gene_anchors, peak_coordinates, tss_distance
+from .._genome import add_tss_columns, peak_coordinates
 
 
 def _bh(p: np.ndarray) -> np.ndarray:
@@ -78,24 +78,8 @@ def link_peaks_df(
     table.insert(5, "end", coords["end"].to_numpy(dtype=np.int64))
     table["method"] = rec.method
     table["key"] = key
-    anchors = gene_anchors(mdata.mod[rna].var, table["gene"].tolist()) if rna in mdata.mod else None
-    if anchors is not None:
-        for col in anchors.columns:
-            table[col] = anchors[col].to_numpy()
-        dist = tss_distance(
-            table["chrom"].to_numpy(dtype=object),
-            table["start"].to_numpy(),
-            table["end"].to_numpy(),
-            anchors,
-        )
-        missing = ~np.isfinite(dist)
-        table["tss_distance"] = pd.arrays.IntegerArray(
-            np.where(missing, 0, dist).astype(np.int64), missing
-        )
-        tss = table["tss"].to_numpy(dtype=np.float64)
-        table["tss"] = pd.arrays.IntegerArray(
-            np.where(np.isfinite(tss), tss, 0).astype(np.int64), ~np.isfinite(tss)
-        )
+    if rna in mdata.mod:
+        add_tss_columns(table, mdata.mod[rna].var)
     order = np.lexsort((-np.abs(table["effect"].to_numpy()), table["qvalue"].to_numpy()))
     return table.iloc[order].reset_index(drop=True)
 

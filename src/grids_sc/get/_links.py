@@ -9,7 +9,7 @@ import pandas as pd
 from mudata import MuData
 
 from .. import _records as records
-from .._genome import gene_anchors, peak_coordinates, tss_distance
+from .._genome import add_tss_columns, peak_coordinates
 
 _GENE_COORDS = ("chrom", "start", "end")
 
@@ -24,13 +24,6 @@ def _modalities(mdata: MuData, record: records.SelectionRecord) -> tuple[str, st
                 f"in the MuData; it has {sorted(mdata.mod)}"
             )
     return rna, atac
-
-
-def _integers(values: np.ndarray) -> pd.arrays.IntegerArray:
-    """Whole numbers as nullable ``Int64`` (``<NA>`` where missing)."""
-    values = np.asarray(values, dtype=np.float64)
-    missing = ~np.isfinite(values)
-    return pd.arrays.IntegerArray(np.where(missing, 0, values).astype(np.int64), missing)
 
 
 def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
@@ -119,18 +112,7 @@ def explain_df(mdata: MuData, key: str) -> pd.DataFrame:
     }
     for i, (col, values) in enumerate(front.items()):
         table.insert(i, col, values)
-    anchors = gene_anchors(mdata.mod[rna].var, table["gene"].tolist())
-    if anchors is not None:
-        for col in anchors.columns:
-            table[col] = anchors[col].to_numpy()
-        dist = tss_distance(
-            table["chrom"].to_numpy(dtype=object),
-            table["start"].to_numpy(),
-            table["end"].to_numpy(),
-            anchors,
-        )
-        table["tss"] = _integers(table["tss"].to_numpy(dtype=np.float64))
-        table["tss_distance"] = _integers(dist)
+    add_tss_columns(table, mdata.mod[rna].var)
     order = np.lexsort((table["gene"].to_numpy(), table["rank"].to_numpy()))
     return table.iloc[order].reset_index(drop=True)
 
