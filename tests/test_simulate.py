@@ -467,3 +467,43 @@ def test_atac_counts_same_pattern(sim, truth):
 def test_exported():
     assert grids.datasets.synthetic_multiome is synthetic_multiome
     assert grids.datasets.true_expression is true_expression
+
+
+# --------------------------------------------------------------------------- confounded regime
+
+
+def test_confounded_regime_state_and_truth():
+    """A continuous state opens a module of non-causal peaks and drives some genes: module
+    peaks correlate with driven genes, closing them changes nothing, the planted CREs stay.
+    """
+    kw = dict(n_cells=600, n_peaks=1500, n_genes=20, seed=2)
+    m = synthetic_multiome(**kw, **grids.datasets.CONFOUNDED)
+    plain = synthetic_multiome(**kw)
+    a, r = m["atac"], m["rna"]
+    module = a.var["state_module"].to_numpy()
+    assert module.dtype == bool and 0.1 < module.mean() < 0.2
+    assert not (module & (a.var["cre_unit"].to_numpy() >= 0)).any()
+    b = r.var["state_effect"].to_numpy()
+    assert (b != 0).sum() == 6 and (b > 0).any() and (b < 0).any()
+    u = m.obs["state"].to_numpy()
+    assert np.array_equal(a.obs["state"].to_numpy(), u) and abs(u.std() - 1) < 0.1
+    # the layout and the planted units are those of the object without a state
+    assert a.var_names.equals(plain["atac"].var_names)
+    assert a.var["cre_unit"].equals(plain["atac"].var["cre_unit"])
+    x = a.X.toarray()
+    r_mod = [np.corrcoef(x[:, j], u)[0, 1] for j in np.flatnonzero(module)[:40]]
+    assert np.mean(r_mod) > 0.2
+    truth = true_expression(m)
+    g = int(np.flatnonzero(b)[0])
+    assert np.sign(np.corrcoef(truth[:, g], u)[0, 1]) == np.sign(b[g])
+    closed = true_expression(m, close=a.var_names[module])
+    np.testing.assert_array_equal(closed, truth)
+    sub = m[m.obs_names[::2]]  # the truth follows subsetting of cells
+    np.testing.assert_allclose(true_expression(sub), truth[::2])
+
+
+def test_null_regime_has_no_planted_peaks():
+    m = synthetic_multiome(200, 600, 8, seed=0, **grids.datasets.NULL, **grids.datasets.CONFOUNDED)
+    assert (m["atac"].var["cre_unit"] == -1).all() and (m["rna"].var["n_units"] == 0).all()
+    truth = true_expression(m, close=m["atac"].var_names[:300])
+    np.testing.assert_array_equal(truth, true_expression(m))

@@ -20,9 +20,12 @@ from ._shared import (
     read_shared,
     shared_data_dir,
 )
-from ._simulate import synthetic_multiome, true_expression
+from ._simulate import CONFOUNDED, NULL, REDUNDANT, synthetic_multiome, true_expression
 
 __all__ = [
+    "CONFOUNDED",
+    "NULL",
+    "REDUNDANT",
     "SharedDataNotFound",
     "a549_scicar",
     "crispr_benchmark",

@@ -31,13 +31,26 @@ from anndata import AnnData
 from .._mudata import local_options
 from .._validate import get_modality, is_backed
 
-__all__ = ["synthetic_multiome", "true_expression"]
+__all__ = ["CONFOUNDED", "NULL", "REDUNDANT", "synthetic_multiome", "true_expression"]
 
 PEAK_WIDTH = 500
 """Width of every simulated peak in bp."""
 
 LOGICS = ("single", "or", "and", "decoy")
 """Unit logics, in the order they are planted for each gene."""
+
+CONFOUNDED: dict[str, Any] = {"state_peaks": 0.15, "state_genes": 0.3}
+"""The confounded regime: a continuous cell state opens a module of 15% of the non-planted
+peaks and drives 30% of the genes, so module peaks near a driven gene correlate with it while
+closing them changes nothing. ``synthetic_multiome(**CONFOUNDED)``."""
+
+NULL: dict[str, Any] = {"n_single": 0, "n_or": 0, "n_and": 0, "n_decoys": 0}
+"""No planted peaks at all: no peak affects any gene (combine with :data:`CONFOUNDED` for a
+null with a confounding state)."""
+
+REDUNDANT: dict[str, Any] = {"n_single": 0, "n_or": 3, "n_and": 0, "n_decoys": 3,
+                             "cre_open": (0.65, 0.75), "cre_off": 0.0}  # fmt: skip
+"""The redundant regime: OR pairs open in about 70% of cells next to decoys open in ~90%."""
 
 # activity = ca * x_a + cb * x_b + cab * x_a * x_b  (singles and decoys use b = a)
 _COEF = {"single": (1.0, 0.0, 0.0), "decoy": (1.0, 0.0, 0.0), "or": (1.0, 1.0, -1.0),
@@ -152,6 +165,10 @@ def synthetic_multiome(
     library_size: float = 5000.0,
     dispersion: float = 0.1,
     atac_counts: bool = False,
+    state_peaks: float = 0.0,
+    state_genes: float = 0.0,
+    state_strength: float = 2.0,
+    state_effect: tuple[float, float] = (0.3, 0.6),
     seed: int = 0,
 ) -> md.MuData:
     """Simulate paired single-cell ATAC and RNA with known cis-regulatory elements.
@@ -200,6 +217,20 @@ def synthetic_multiome(
     atac_counts
         Write 1-4 fragments for open peaks instead of 1. The open pattern, the RNA and the
         truth are identical to those of ``atac_counts=False`` with the same seed.
+    state_peaks
+        Fraction of the non-planted peaks forming the *state module*: a continuous cell state
+        ``u_c ~ N(0, 1)``, drawn independently of the cell type, shifts their open log-odds
+        by ``state_strength * u_c``. Module peaks never affect expression. 0 (the default)
+        draws no state, and the object is identical to one made without these arguments.
+    state_genes
+        Fraction of the genes whose log rate gains ``b_g * u_c`` (state-driven genes),
+        ``|b_g|`` uniform on ``state_effect`` with a random sign. Module peaks in the window
+        of such a gene correlate with its expression although closing them changes nothing:
+        the *confounded regime* (see :data:`CONFOUNDED`).
+    state_strength
+        Log-odds shift of module peaks per unit of the state.
+    state_effect
+        Range of ``|b_g|``.
     seed
         Seed of the random generator; equal arguments give identical objects.
 
@@ -216,6 +247,9 @@ def synthetic_multiome(
           1e4)`` CSR float32; ``var`` has ``chrom``, ``start``, ``end``, ``strand``,
           ``tss``, ``n_cres`` (planted peaks), ``n_units`` and ``intercept``;
           ``obs['n_counts_rna'] = lib_c``.
+        - with a state (``state_peaks`` or ``state_genes`` > 0): ``obs['state']`` (``u_c``,
+          on both modalities and the MuData), ATAC ``var['state_module']`` (bool) and RNA
+          ``var['state_effect']`` (``b_g``, 0 for genes the state does not drive).
         - ``uns['simulation']``: ``params`` (the arguments), ``units`` (equal-length arrays
           ``unit``, ``gene``, ``logic``, ``peak_a``, ``peak_b`` (peak names, ``""`` for
           none) and ``effect``), ``celltypes``, ``celltype_effect`` [types, genes],
@@ -273,6 +307,13 @@ def synthetic_multiome(
     if not library_size > 0 or not np.isfinite(library_size):
         raise ValueError(f"library_size must be positive, got {library_size}")
     seed = _check_int("seed", seed, 0)
+    state_peaks = _check_prob("state_peaks", state_peaks)
+    state_genes = _check_prob("state_genes", state_genes)
+    state_strength = float(state_strength)
+    if not np.isfinite(state_strength):
+        raise ValueError(f"state_strength must be finite, got {state_strength}")
+    state_effect = _check_range("state_effect", state_effect, 0.0, np.inf)
+    with_state = state_peaks > 0 or state_genes > 0
 
     params: dict[str, Any] = {
         "n_cells": n_cells, "n_peaks": n_peaks, "n_genes": n_genes,
@@ -285,6 +326,13 @@ def synthetic_multiome(
         "trans_effect": trans_effect, "library_size": library_size,
         "dispersion": dispersion, "atac_counts": bool(atac_counts), "seed": seed,
     }  # fmt: skip
+    if with_state:  # recorded only when used, so default objects stay identical
+        params.update(
+            state_peaks=state_peaks,
+            state_genes=state_genes,
+            state_strength=state_strength,
+            state_effect=np.array(state_effect),
+        )
 
     # independent streams: layout/parameters, accessibility, RNA counts, ATAC fragment counts
     rng, rng_atac, rng_rna, rng_frag = (
@@ -410,6 +458,23 @@ def synthetic_multiome(
     e_type = np.exp(-np.clip(base + shift, -15.0, 15.0)).astype(np.float32)
     e_cell = np.exp(-depth).astype(np.float32)
 
+    # ---- the continuous cell state (its own stream: without it nothing else changes)
+    if with_state:
+        rng_state = np.random.SeedSequence(seed).spawn(5)[4]
+        rng_state = np.random.default_rng(rng_state)
+        state = rng_state.standard_normal(n_cells)
+        free_peaks = np.flatnonzero(~used)
+        module = np.sort(
+            rng_state.choice(free_peaks, int(round(state_peaks * len(free_peaks))), replace=False)
+        )
+        n_driven = int(round(state_genes * n_genes))
+        b_state = np.zeros(n_genes)
+        driven = rng_state.choice(n_genes, n_driven, replace=False)
+        b_state[driven] = rng_state.uniform(state_effect[0], state_effect[1], n_driven) * (
+            np.where(rng_state.random(n_driven) < 0.5, 1.0, -1.0)
+        )
+        e_state = np.exp(-np.clip(state_strength * state, -15.0, 15.0)).astype(np.float32)
+
     # ---- ATAC in blocks of cells; the cis effect per gene from the planted peaks
     planted = np.unique(np.concatenate([u_a_a, u_b_a[u_b_a >= 0]]))
     local = np.full(n_peaks, -1, dtype=np.int64)
@@ -442,6 +507,8 @@ def synthetic_multiome(
         b, u, o = thr[:m], unif[:m], is_open[:m]
         np.take(e_type, ctype[r0:r1], axis=0, out=b)
         b *= e_cell[r0:r1, None]
+        if with_state and len(module):
+            b[:, module] *= e_state[r0:r1, None]
         b += 1.0
         # u: 32 random bits per entry as a float in [0, 2^32]; open <=> u * b < 2^32
         raw = rng_atac.bit_generator.random_raw((m * n_peaks + 1) // 2).view(np.uint32)
@@ -483,6 +550,8 @@ def synthetic_multiome(
     for r0 in range(0, n_cells, rows):
         r1 = min(n_cells, r0 + rows)
         eta = intercept + ct_effect[ctype[r0:r1]] + cis[r0:r1]
+        if with_state:
+            eta += state[r0:r1, None] * b_state
         mu = np.exp(eta) * (lib[r0:r1, None] / 1e4)
         if dispersion > 0:
             mu *= rng_rna.gamma(1.0 / dispersion, dispersion, mu.shape)
@@ -560,9 +629,16 @@ def synthetic_multiome(
         var=rna_var,
         layers={"counts": counts_x},
     )
+    if with_state:
+        atac.var["state_module"] = np.isin(np.arange(n_peaks), module)
+        rna.var["state_effect"] = b_state
+        atac.obs["state"] = state
+        rna.obs["state"] = state
     with local_options():
         mdata = md.MuData({"rna": rna, "atac": atac})
     mdata.obs["celltype"] = _categorical(ctype, celltypes)
+    if with_state:
+        mdata.obs["state"] = state
     mdata.uns["simulation"] = {
         "params": params,
         "units": {
@@ -578,6 +654,8 @@ def synthetic_multiome(
         "intercept": intercept,
         "genes": gene_names,
     }
+    if with_state:
+        mdata.uns["simulation"]["state_effect"] = b_state
     return mdata
 
 
@@ -635,15 +713,22 @@ def _resolve_index(sel: Any, names: pd.Index, what: str, *, allow_bool: bool = T
     return pos.astype(np.int64)
 
 
-def _cell_types(mdata: md.MuData, a_atac: AnnData, rows: np.ndarray, rna: str) -> np.ndarray:
-    """Cell type labels of the selected ATAC cells, from the first obs that has them."""
-    if "celltype" in a_atac.obs:
-        return _str_array(a_atac.obs["celltype"].to_numpy()[rows])
+def _cell_values(
+    mdata: md.MuData, a_atac: AnnData, rows: np.ndarray, rna: str, column: str
+) -> np.ndarray:
+    """``obs[column]`` of the selected ATAC cells, from the first obs that has it."""
+    if column in a_atac.obs:
+        return np.asarray(a_atac.obs[column].to_numpy()[rows])
     names = a_atac.obs_names[rows]
     for obs in (mdata.obs, mdata.mod[rna].obs if rna in mdata.mod else None):
-        if obs is not None and "celltype" in obs and names.isin(obs.index).all():
-            return _str_array(obs["celltype"].reindex(names).to_numpy())
-    raise KeyError("obs['celltype'] not found on the ATAC modality or the MuData")
+        if obs is not None and column in obs and names.isin(obs.index).all():
+            return np.asarray(obs[column].reindex(names).to_numpy())
+    raise KeyError(f"obs[{column!r}] not found on the ATAC modality or the MuData")
+
+
+def _cell_types(mdata: md.MuData, a_atac: AnnData, rows: np.ndarray, rna: str) -> np.ndarray:
+    """Cell type labels of the selected ATAC cells, from the first obs that has them."""
+    return _str_array(_cell_values(mdata, a_atac, rows, rna, "celltype"))
 
 
 def true_expression(
@@ -764,6 +849,10 @@ def true_expression(
 
     intercept = np.asarray(sim["intercept"], dtype=np.float64).reshape(-1)[g_idx]
     ct_effect = np.asarray(sim["celltype_effect"], dtype=np.float64)[:, g_idx]
+    b_state = u_state = None
+    if "state_effect" in sim:
+        b_state = np.asarray(sim["state_effect"], dtype=np.float64).reshape(-1)[g_idx]
+        u_state = _cell_values(mdata, a_atac, rows, rna, "state").astype(np.float64)
     out = np.empty((len(rows), len(gene_sel)))
     step = _rows_per_block(max(len(cols), len(gene_sel)))
     for r0 in range(0, len(rows), step):
@@ -774,6 +863,8 @@ def true_expression(
         is_open[:, close_local] = False
         is_open[:, open_local] = True
         eta = intercept + ct_effect[t_idx[r0:r1]] + _cis_effect(is_open, design)
+        if b_state is not None:
+            eta += u_state[r0:r1, None] * b_state
         out[r0:r1] = np.logaddexp(0.0, eta)
     return out
 
