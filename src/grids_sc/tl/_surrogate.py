@@ -124,8 +124,11 @@ def fit_surrogate(
         cell state is the ATAC autoencoder's latent, fit without the expression; on very
         sparse genome-wide ATAC (e.g. A549 sci-CAR) that state says little about expression,
         and ``"grids"``, whose encoder is also trained to predict expression, is the more
-        accurate. The measured figures are in the documentation (method page, "Choosing the
-        architecture").
+        accurate. ``"loco"``: every gene's cell state is trained on expression from all
+        chromosomes but the gene's own (leave one chromosome out, so the state cannot absorb
+        the gene's cis effects), plus a cis head over the gene's screened window peaks; needs
+        gene coordinates like ``"cis"``. The measured figures are in the documentation
+        (method page, "Choosing the architecture").
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
     chrom_norm
@@ -134,21 +137,24 @@ def fit_surrogate(
         peaks are open still reaches the model); ``"layer"`` is the paper's layer
         normalisation, which divides the scale out. ``None``: ``"center"`` for
         ``model="grids"``, whose encoder is trained to predict expression (on sparse ATAC
-        it is more accurate centred), and ``"layer"`` for ``model="cis"``, whose shared
-        encoder only describes the cell state and is as accurate either way (figures: method
-        page, "Choosing the architecture").
+        it is more accurate centred) and for ``"loco"``, and ``"layer"`` for
+        ``model="cis"``, whose shared encoder only describes the cell state and is as
+        accurate either way (figures: method page, "Choosing the architecture").
     cis_window
-        ``model="cis"``: peaks within this many bp of a gene body are in its window.
+        ``model="cis"`` and ``"loco"``: peaks within this many bp of a gene body are in its
+        window.
     cis_peaks
-        ``model="cis"``: keep at most this many window peaks per gene, those most
+        ``model="cis"`` and ``"loco"``: keep at most this many window peaks per gene, those most
         associated with the gene on the training cells given the cell state (absolute
         partial correlation given the fitted shared ATAC latent, so peaks that merely mark
-        the cell types where the gene is high are not taken for its CREs); ``None``: all.
+        the cell types where the gene is high are not taken for its CREs; ``"loco"``: the
+        absolute correlation with what its fitted state leaves of the gene); ``None``: all.
     cis_dim, cis_hidden
-        ``model="cis"``: size of the per-gene peak embeddings and hidden layer.
+        ``model="cis"`` and ``"loco"``: size of the per-gene peak embeddings and hidden
+        layer.
     cis_max_epochs
-        ``model="cis"``: most epochs of the heads' training (each gene stops early on its
-        own validation loss, usually well before).
+        ``model="cis"`` and ``"loco"``: most epochs of the heads' training (each gene
+        stops early on its own validation loss, usually well before).
     max_epochs, batch_size, lr, weight_decay, patience
         Training: most epochs per phase, cells per step, learning rate, AdamW weight decay,
         early-stopping patience.
