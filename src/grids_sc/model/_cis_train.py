@@ -97,7 +97,7 @@ def _cell_state(module, x: sp.csr_matrix, device):
 def _take(module, state, it: torch.Tensor):
     """The heads' state of the cells ``it``."""
     if isinstance(state, tuple):  # LOCO: each gene reads the latent without its chromosome
-        return state[0][it][:, module.gene_slots()], state[1][it]
+        return state[0][it], module.gene_slots(), state[1][it]
     return state[it]
 
 

@@ -31,33 +31,51 @@ from ._cis import CisConfig, CisHeads
 from ._surrogate import SurrogateConfig
 
 
+def by_slot(slots: torch.Tensor, fn, dim: int = -1) -> torch.Tensor:
+    """``fn(u, g)`` for the genes ``g`` (positions in ``slots``) that read state slot ``u``,
+    concatenated on the genes' dimension ``dim`` in the genes' order. Genes sharing a slot (a
+    chromosome) are computed together, so no per-gene copy of the state is formed.
+    """
+    uniq = torch.unique(slots)
+    parts, order = [], []
+    for u in uniq.tolist():
+        g = torch.nonzero(slots == u).squeeze(1)
+        parts.append(fn(u, g))
+        order.append(g)
+    inv = torch.argsort(torch.cat(order))
+    return torch.cat(parts, dim).index_select(dim, inv)
+
+
 class LocoHeads(CisHeads):
     """:class:`~grids_sc.model.CisHeads` whose cell state is per gene.
 
-    The state argument of :meth:`pre_activation` and :meth:`forward` is a pair
-    ``(zl, r)``: each gene's leave-one-chromosome-out latent ``zl [..., n_out, n_latent]`` and
-    the state's prediction ``r [..., n_out]``, which the head's output is added to.
+    The state argument of :meth:`pre_activation` and :meth:`forward` is ``(zc, slots, r)``:
+    state latents ``zc [..., n_slots, n_latent]`` (the latent without each chromosome), the
+    slot each output gene reads (``slots [n_out]``: its chromosome) and the state's
+    prediction ``r [..., n_out]``, which the head's output is added to.
     """
 
     def pre_activation(self, s, state, genes=None) -> torch.Tensor:
         """Hidden pre-activations ``[..., n_out, cis_hidden]`` of the heads."""
-        zl = state[0]
+        zc, slots = state[0], state[1]
         sl = slice(None) if genes is None else genes
-        q = torch.einsum("...tl,tsl->...ts", zl, self.state_w[sl]) + self.state_b[sl]
-        u = torch.cat([s, q], dim=-1)
+        w, b = self.state_w[sl], self.state_b[sl]
+        q = by_slot(slots, lambda u, g: torch.einsum("...l,tsl->...ts", zc[..., u, :], w[g]), -2)
+        u = torch.cat([s, q + b], dim=-1)
         return torch.einsum("...tu,thu->...th", u, self.w1[sl]) + self.b1[sl]
 
     def forward(self, s, state, genes=None) -> torch.Tensor:
         """Expression (before clamping) ``[..., n_out]``: the state's prediction plus the head."""
-        zl, r = state
+        zc, slots, r = state
         sl = slice(None) if genes is None else genes
         a = self.pre_activation(s, state, genes)
-        lin = torch.einsum("...tl,tl->...t", zl, self.lin[sl])
+        v = self.lin[sl]
+        lin = by_slot(slots, lambda u, g: zc[..., u, :] @ v[g].T)
         return (F.gelu(a) * self.w2[sl]).sum(-1) + lin + self.b2[sl] + r
 
     def initial_bias(self, y: torch.Tensor, state) -> torch.Tensor:
         """Start of ``b2``: the genes' mean residual of the state's prediction."""
-        return (y - state[1]).mean(0)
+        return (y - state[2]).mean(0)
 
 
 class LocoSurrogate(nn.Module):
@@ -120,36 +138,32 @@ class LocoSurrogate(nn.Module):
         gc = self.gene_chrom if genes is None else self.gene_chrom[genes.to(self.gene_chrom.device)]
         return torch.where(gc < 0, torch.full_like(gc, self.config.n_chrom), gc)
 
-    def state_expression(self, zl: torch.Tensor, genes: torch.Tensor | None = None) -> torch.Tensor:
-        """The state's prediction ``r [..., n_out]`` from each gene's LOCO latent
-        ``zl [..., n_out, n_latent]``.
+    def state_from_slots(
+        self, zc: torch.Tensor, slots: torch.Tensor, genes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The state's prediction ``r [..., n_out]`` of ``genes`` (all: ``None``) from state
+        latents ``zc [..., n_slots, n_latent]``, gene ``i`` reading slot ``slots[i]``: the
+        decoder once per slot, each gene's output from its own slot.
         """
-        hid = self.decoder(zl)
+        hid = self.decoder(zc)
         w = self.out.weight if genes is None else self.out.weight[genes]
         b = self.out.bias if genes is None else self.out.bias[genes]
-        return (hid * w).sum(-1) + b
+        return by_slot(slots, lambda u, g: F.linear(hid[..., u, :], w[g], b[g]))
 
     def state_from_chrom(self, zc: torch.Tensor) -> torch.Tensor:
-        """The state's prediction of every gene ``[n, n_genes]`` from :meth:`chrom_latents`
-        ``[n, n_chrom + 1, n_latent]``: the decoder once per chromosome, each gene read from
-        its own chromosome's slot.
+        """The state's prediction of every gene ``[..., n_genes]`` from
+        :meth:`chrom_latents`.
         """
-        hid = self.decoder(zc)  # [n, K + 1, hidden]
-        slots = self.gene_slots()
-        y = torch.empty(zc.shape[0], self.config.n_genes, device=zc.device, dtype=zc.dtype)
-        for k in torch.unique(slots).tolist():
-            g = torch.nonzero(slots == k).squeeze(1)
-            y[:, g] = F.linear(hid[:, k], self.out.weight[g], self.out.bias[g])
-        return y
+        return self.state_from_slots(zc, self.gene_slots())
 
     def head_inputs(self, zc: torch.Tensor, genes: torch.Tensor | None = None):
-        """The heads' state ``(zl, r)`` of ``genes`` from :meth:`chrom_latents`."""
-        zl = zc[..., self.gene_slots(genes), :]
-        return zl, self.state_expression(zl, genes)
+        """The heads' state ``(zc, slots, r)`` of ``genes`` from :meth:`chrom_latents`."""
+        slots = self.gene_slots(genes)
+        return zc, slots, self.state_from_slots(zc, slots, genes)
 
     # -- the function -----------------------------------------------------------------------
     def expression_from_state(self, state, s: torch.Tensor, genes=None, clamp: bool = True):
-        """Predicted expression from the heads' state ``(zl, r)`` and window sums ``s``."""
+        """Predicted expression from the heads' state ``(zc, slots, r)`` and window sums."""
         y = self.cis(s, state, genes)
         return y.clamp(min=0) if clamp else y
 

@@ -65,13 +65,14 @@ class LocoIncremental(CisIncremental):
         self.n_latent = module.config.n_latent
 
     def _head_state(self, z: torch.Tensor):
-        """Each target gene's ``(zl, r)`` from the blocked latent."""
+        """The heads' state ``(zc, slots, r)`` of the target genes from the blocked latent:
+        slot ``i`` is the latent without target chromosome ``i``, the last the full latent.
+        """
         n_l = self.n_latent
         full = z[..., :n_l]
         blocks = z[..., n_l:].unflatten(-1, (-1, n_l))
-        blocks = torch.cat([blocks, torch.zeros_like(blocks[..., :1, :])], -2)
-        zl = full.unsqueeze(-2) - blocks[..., self.gene_block, :]
-        return zl, self.module.state_expression(zl, self.genes)
+        zc = torch.cat([full.unsqueeze(-2) - blocks, full.unsqueeze(-2)], -2)
+        return zc, self.gene_block, self.module.state_from_slots(zc, self.gene_block, self.genes)
 
     def _readout(self, z: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
         return self.module.expression_from_state(self._head_state(z), s, self.genes)
