@@ -11,7 +11,7 @@ import numpy as np
 
 from ..search._run import INITS
 
-Model = Literal["grids", "cis"]
+Model = Literal["grids", "cis", "loco"]
 Perturb = Literal["close", "open"]
 Direction = Literal["down", "up"]
 Moves = Literal["pair", "single"]

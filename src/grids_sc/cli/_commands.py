@@ -193,7 +193,7 @@ def add_fit(sub, common) -> None:
         "--gene-bounds",
         metavar="PATH",
         help="annotate the RNA genes with coordinates, strand and TSS from a BED, GTF/GFF or "
-        "table file first (grids.pp.annotate_genes); model 'cis' and --window need them",
+        "table file first (grids.pp.annotate_genes); models 'cis', 'loco' and --window need them",
     )
     names = add_function_options(
         p,

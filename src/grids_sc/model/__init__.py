@@ -17,6 +17,9 @@ from ._cis_incremental import CisIncremental
 from ._cis_train import CisTrainConfig, fit_cis_heads, shared_latent
 from ._incremental import IncrementalModel, IncrementalSurrogate, Objective
 from ._incremental_sum import EmbeddingSumIncremental, EmbeddingSumState
+from ._loco import LocoHeads, LocoSurrogate
+from ._loco_incremental import LocoIncremental
+from ._loco_train import fit_loco_state, loco_cell_state
 from ._predict import predict_expression
 from ._record import surrogate_from_record, surrogate_to_record
 from ._surrogate import RnaDecoder, Surrogate, SurrogateConfig
@@ -36,6 +39,9 @@ __all__ = [
     "EmbeddingSumState",
     "IncrementalModel",
     "IncrementalSurrogate",
+    "LocoHeads",
+    "LocoIncremental",
+    "LocoSurrogate",
     "Objective",
     "RnaDecoder",
     "SparseAtacEncoder",
@@ -45,8 +51,10 @@ __all__ = [
     "atac_reconstruction_loss",
     "fit_cis_heads",
     "shared_latent",
+    "fit_loco_state",
     "fit_surrogate_module",
     "focal_bce",
+    "loco_cell_state",
     "make_batch",
     "normalise_pooled",
     "predict_expression",

@@ -59,6 +59,10 @@ class CisIncremental(EmbeddingSumIncremental):
     def _readout(self, z: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
         return self.module.expression_from_state(z, s, self.genes)
 
+    def _head_state(self, z: torch.Tensor):
+        """The cell state the heads read, from the latent of a state (here: the latent)."""
+        return z
+
     def _window_function(self, features: torch.Tensor):
         win_emb = self._window_emb(features)  # [W, T, c]
 
@@ -156,7 +160,7 @@ class CisIncremental(EmbeddingSumIncremental):
         The heads are evaluated from their hidden pre-activations: a window peak's change
         moves them by ``u W1_cis C`` and leaves the rest of the head's output unchanged.
         """
-        s, z = state.s, state.z
+        s, z = state.s, self._head_state(state.z)
         cis = self.module.cis
         a0 = cis.pre_activation(s, z, self.genes)  # [n, T, H]
         rest = cis(s, z, self.genes) - (F.gelu(a0) * cis.w2[self.genes]).sum(-1)  # [n, T]

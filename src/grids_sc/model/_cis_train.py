@@ -83,6 +83,24 @@ def shared_latent(
     return torch.cat(out) if out else torch.zeros(0, module.config.n_latent, device=device)
 
 
+def _cell_state(module, x: sp.csr_matrix, device):
+    """The heads' cell state of every cell: the shared latent ``z`` (cis), or ``(zc, r)``
+    (LOCO: the latents without each chromosome and the state's prediction).
+    """
+    if hasattr(module, "gene_slots"):
+        from ._loco_train import loco_cell_state
+
+        return loco_cell_state(module, x, device)
+    return shared_latent(module, x, device)
+
+
+def _take(module, state, it: torch.Tensor):
+    """The heads' state of the cells ``it``."""
+    if isinstance(state, tuple):  # LOCO: each gene reads the latent without its chromosome
+        return state[0][it], module.gene_slots(), state[1][it]
+    return state[it]
+
+
 def _pool_rows(module: CisSurrogate, w: sp.csr_matrix, idx: np.ndarray, device) -> torch.Tensor:
     sub = w[idx].tocoo()
     cis = module.cis
@@ -110,9 +128,9 @@ class _HeadsLoss(nn.Module):
         self._surrogate = (module,)  # not a submodule
         self.w, self.sparsity = w, sparsity
 
-    def forward(self, idx: np.ndarray, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: np.ndarray, z, y: torch.Tensor) -> torch.Tensor:
         cis = self.cis
-        pred = cis(_pool_rows(self._surrogate[0], self.w, idx, z.device), z)
+        pred = cis(_pool_rows(self._surrogate[0], self.w, idx, y.device), z)
         loss = ((pred - y) ** 2).mean(0).sum()
         if self.sparsity > 0 and cis.emb.numel():
             loss = loss + self.sparsity * cis.emb.norm(dim=1).sum()
@@ -167,11 +185,13 @@ def fit_cis_heads(
     cis = module.cis
     x = sp.csr_matrix(x, dtype=np.float32)
     y_t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).to(device)
-    z = shared_latent(module, x, device)
+    z = _cell_state(module, x, device)
     w = window_matrix(x, cis.pair_peak.cpu().numpy())
     rng = np.random.default_rng(seed)
     with torch.no_grad():  # start every head at its gene's training mean
-        cis.b2.copy_(y_t[torch.as_tensor(train_idx, device=device)].mean(0))
+        tr = torch.as_tensor(train_idx, device=device)
+        init = getattr(cis, "initial_bias", None)
+        cis.b2.copy_(y_t[tr].mean(0) if init is None else init(y_t[tr], _take(module, z, tr)))
     loss_fn = _HeadsLoss(module, w, cfg.sparsity)
     opt = make_adamw(loss_fn.parameters(), cfg.lr, cfg.weight_decay)
     step = parallel.wrap(loss_fn)
@@ -190,7 +210,7 @@ def fit_cis_heads(
         for start in range(0, len(order), batch_size):
             idx = np.sort(order[start : start + batch_size])
             it = torch.from_numpy(idx).to(device)
-            loss = step(idx, z[it], y_t[it])
+            loss = step(idx, _take(module, z, it), y_t[it])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -230,7 +250,7 @@ def _per_gene_sse(module, w, z, y_t, idx, batch_size, device) -> torch.Tensor:
     for start in range(0, len(idx), batch_size):
         b = np.asarray(idx[start : start + batch_size])
         it = torch.from_numpy(b).to(device)
-        pred = cis(_pool_rows(module, w, b, device), z[it])
+        pred = cis(_pool_rows(module, w, b, device), _take(module, z, it))
         total += ((pred - y_t[it]) ** 2).sum(0)
     return total
 

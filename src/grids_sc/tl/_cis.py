@@ -12,14 +12,21 @@ __all__ = ["cis_windows", "screen_pairs"]
 
 
 def cis_windows(
-    a_rna: AnnData, a_atac: AnnData, *, window: int, max_peaks: int | None, rna: str, atac: str
+    a_rna: AnnData,
+    a_atac: AnnData,
+    *,
+    window: int,
+    max_peaks: int | None,
+    rna: str,
+    atac: str,
+    model: str = "cis",
 ) -> tuple[np.ndarray, np.ndarray]:
     """All (gene, peak) pairs with the peak within ``window`` bp of the gene body, sorted by
     gene; checks the settings and coordinates first.
     """
     if not {"chrom", "start", "end"} <= set(a_rna.var.columns):
         raise ValueError(
-            f"model='cis' (the default) needs gene coordinates: RNA modality {rna!r} has no "
+            f"model={model!r} needs gene coordinates: RNA modality {rna!r} has no "
             "var chrom/start/end; add them with grids.pp.annotate_genes() (same genome "
             "build as the peaks), or fit the paper's architecture with model='grids'"
         )

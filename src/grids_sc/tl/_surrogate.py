@@ -28,11 +28,14 @@ from ..model import (
     CisConfig,
     CisSurrogate,
     CisTrainConfig,
+    LocoSurrogate,
     Surrogate,
     SurrogateConfig,
     TrainConfig,
     fit_cis_heads,
+    fit_loco_state,
     fit_surrogate_module,
+    loco_cell_state,
     shared_latent,
     surrogate_from_record,
     surrogate_to_record,
@@ -41,7 +44,8 @@ from ..model._atac import check_chrom_norm
 from ..model._parallel import DataParallel, setup, teardown, want_distributed
 from ._cis import cis_windows, screen_pairs
 
-DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer"}  # fit_surrogate(chrom_norm=None)
+# fit_surrogate(chrom_norm=None)
+DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer", "loco": "center"}
 MIN_CELLS = 20
 
 
@@ -120,8 +124,11 @@ def fit_surrogate(
         cell state is the ATAC autoencoder's latent, fit without the expression; on very
         sparse genome-wide ATAC (e.g. A549 sci-CAR) that state says little about expression,
         and ``"grids"``, whose encoder is also trained to predict expression, is the more
-        accurate. The measured figures are in the documentation (method page, "Choosing the
-        architecture").
+        accurate. ``"loco"``: every gene's cell state is trained on expression from all
+        chromosomes but the gene's own (leave one chromosome out, so the state cannot absorb
+        the gene's cis effects), plus a cis head over the gene's screened window peaks; needs
+        gene coordinates like ``"cis"``. The measured figures are in the documentation
+        (method page, "Choosing the architecture").
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
     chrom_norm
@@ -130,21 +137,24 @@ def fit_surrogate(
         peaks are open still reaches the model); ``"layer"`` is the paper's layer
         normalisation, which divides the scale out. ``None``: ``"center"`` for
         ``model="grids"``, whose encoder is trained to predict expression (on sparse ATAC
-        it is more accurate centred), and ``"layer"`` for ``model="cis"``, whose shared
-        encoder only describes the cell state and is as accurate either way (figures: method
-        page, "Choosing the architecture").
+        it is more accurate centred) and for ``"loco"``, and ``"layer"`` for
+        ``model="cis"``, whose shared encoder only describes the cell state and is as
+        accurate either way (figures: method page, "Choosing the architecture").
     cis_window
-        ``model="cis"``: peaks within this many bp of a gene body are in its window.
+        ``model="cis"`` and ``"loco"``: peaks within this many bp of a gene body are in its
+        window.
     cis_peaks
-        ``model="cis"``: keep at most this many window peaks per gene, those most
+        ``model="cis"`` and ``"loco"``: keep at most this many window peaks per gene, those most
         associated with the gene on the training cells given the cell state (absolute
         partial correlation given the fitted shared ATAC latent, so peaks that merely mark
-        the cell types where the gene is high are not taken for its CREs); ``None``: all.
+        the cell types where the gene is high are not taken for its CREs; ``"loco"``: the
+        absolute correlation with what its fitted state leaves of the gene); ``None``: all.
     cis_dim, cis_hidden
-        ``model="cis"``: size of the per-gene peak embeddings and hidden layer.
+        ``model="cis"`` and ``"loco"``: size of the per-gene peak embeddings and hidden
+        layer.
     cis_max_epochs
-        ``model="cis"``: most epochs of the heads' training (each gene stops early on its
-        own validation loss, usually well before).
+        ``model="cis"`` and ``"loco"``: most epochs of the heads' training (each gene
+        stops early on its own validation loss, usually well before).
     max_epochs, batch_size, lr, weight_decay, patience
         Training: most epochs per phase, cells per step, learning rate, AdamW weight decay,
         early-stopping patience.
@@ -230,10 +240,13 @@ def fit_surrogate(
     )
     train_idx, val_idx = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
     windows = None
-    if model == "cis":  # check coordinates and settings before any fitting
+    gene_chrom = None
+    if model in ("cis", "loco"):  # check coordinates and settings before any fitting
         windows = cis_windows(
-            a_rna, a_atac, window=cis_window, max_peaks=cis_peaks, rna=rna, atac=atac
+            a_rna, a_atac, window=cis_window, max_peaks=cis_peaks, rna=rna, atac=atac, model=model
         )
+    if model == "loco":
+        gene_chrom = gene_chromosomes(a_rna, chroms)
     parallel, started = (None, False)
     if use_dist:
         parallel, started = setup(device)
@@ -245,6 +258,7 @@ def fit_surrogate(
             train,
             data=(peak_chrom, x, y, groups, train_idx, val_idx),
             windows=windows,
+            gene_chrom=gene_chrom,
             device=dev,
             seed=seed,
             progress=progress,
@@ -311,6 +325,7 @@ def _fit(
     *,
     data: tuple,
     windows,
+    gene_chrom: np.ndarray | None = None,
     device,
     seed: int,
     progress: bool,
@@ -318,7 +333,8 @@ def _fit(
 ):
     """The shared surrogate's phases, then (with cis ``windows``) the screen and the heads.
 
-    ``data`` is ``(peak_chrom, x, y, groups, train_idx, val_idx)``.
+    ``data`` is ``(peak_chrom, x, y, groups, train_idx, val_idx)``. With ``gene_chrom``
+    (``model="loco"``) the state is the LOCO state, trained on expression.
     """
     peak_chrom, x, y, groups, train_idx, val_idx = data
     dev = device
@@ -329,6 +345,9 @@ def _fit(
         cis.max_epochs,
     )
     cis_train = None
+    if gene_chrom is not None:
+        return _fit_loco(arch, cis, train, data=data, windows=windows, gene_chrom=gene_chrom,
+                         device=dev, seed=seed, progress=progress, parallel=parallel)  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = base = Surrogate(arch, torch.from_numpy(peak_chrom))
@@ -367,6 +386,47 @@ def _fit(
                 progress=progress, parallel=parallel,
             )  # fmt: skip
     return module, history, cis_train
+
+
+def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, progress, parallel):
+    """``model="loco"``: the expression-trained LOCO state, then the screen (each gene's
+    window peaks most correlated with what the state leaves of the gene) and the heads.
+    """
+    peak_chrom, x, y, _groups, train_idx, val_idx = data
+    cis_cfg = CisConfig(cis_dim=cis.dim, cis_hidden=cis.hidden)
+    pc, gc = torch.from_numpy(peak_chrom), torch.from_numpy(gene_chrom)
+    none = torch.zeros(0, dtype=torch.long)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        state = LocoSurrogate(arch, cis_cfg, pc, gc, none, none)
+        history = {
+            "loco": fit_loco_state(
+                state, x, y, train_idx, val_idx, train, device=device, seed=seed,
+                progress=progress, parallel=parallel,
+            )
+        }  # fmt: skip
+        pairs = None
+        if parallel is None or parallel.main:
+            x_train = x[train_idx]
+            r = loco_cell_state(state, x_train, state.gene_chrom.device)[1].cpu().numpy()
+            pairs = screen_pairs(*windows, x_train, y[train_idx] - r, cis.max_peaks)
+            del x_train, r
+        pg, pp = parallel.broadcast(pairs) if parallel is not None else pairs
+        module = LocoSurrogate(arch, cis_cfg, pc, gc, torch.from_numpy(pg), torch.from_numpy(pp))
+        shared = {k: v for k, v in state.state_dict().items() if not k.startswith("cis.")}
+        module.load_state_dict(shared, strict=False)
+        cis_train = CisTrainConfig(batch_size=train.batch_size, max_epochs=cis.max_epochs)
+        history["cis"] = fit_cis_heads(
+            module, x, y, train_idx, val_idx, cis_train, device=device, seed=seed,
+            progress=progress, parallel=parallel,
+        )  # fmt: skip
+    return module, history, cis_train
+
+
+def gene_chromosomes(a_rna, chroms) -> np.ndarray:
+    """Each gene's chromosome code among the peaks' chromosomes ``chroms`` (``-1``: none)."""
+    code = {str(c): i for i, c in enumerate(chroms)}
+    return np.asarray([code.get(str(c), -1) for c in a_rna.var["chrom"]], dtype=np.int64)
 
 
 @dataclass

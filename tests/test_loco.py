@@ -1,0 +1,143 @@
+"""The LOCO surrogate (``fit_surrogate(model="loco")``): its incremental interface is exact
+(the checks of ``tests/test_incremental.py``, run here on a LOCO model), the state leaves the
+gene's own chromosome out, records round-trip, and it learns OR logic on the simulator.
+"""
+
+import itertools
+
+import mudata
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import grids_sc as grids
+import test_incremental as ti
+from grids_sc.model import CisConfig, LocoSurrogate, SurrogateConfig, make_batch
+from grids_sc.search import EmbeddingSumProblem
+from test_incremental import (  # noqa: F401  (collected here with this module's `model`)
+    test_both_kinds_implement_the_interface,
+    test_first_order_is_gradient_times_change,
+    test_moves_equal_full_evaluation,
+    test_state_plus_change_equals_full_reencode,
+    test_window_function_equals_full_evaluation,
+)
+
+# the target genes (ti.GENES = [1, 3]) lie on two different chromosomes; gene 0 on none
+GENE_CHROM = torch.tensor([-1, 1, 0, 2])
+
+
+def _loco() -> LocoSurrogate:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    chrom = torch.from_numpy(np.sort(rng.integers(0, ti.N_CHROM, ti.N_PEAKS)))
+    cfg = SurrogateConfig(ti.N_PEAKS, ti.N_GENES, ti.N_CHROM, emb_dim=8, chrom_hidden=8,
+                          n_latent=8, hidden=16, chrom_norm="center")  # fmt: skip
+    gene = np.repeat(np.arange(ti.N_GENES), 12)
+    peak = np.concatenate([np.arange(12) * 7 + 40 * g for g in range(ti.N_GENES)])
+    module = LocoSurrogate(cfg, CisConfig(4, 4, 8), chrom, GENE_CHROM, torch.from_numpy(gene),
+                           torch.from_numpy(peak))  # fmt: skip
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        module.cis.b2.add_(3.0)
+    return module.eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _loco()
+
+
+def _predict(module, x, genes) -> np.ndarray:
+    enc = module.atac_encoder
+    with torch.no_grad():
+        return module(make_batch(x, enc.peak_chrom.numpy(), enc.n_chrom), genes).numpy()
+
+
+def test_state_cannot_see_the_genes_own_chromosome(model):
+    """Changing peaks of a gene's chromosome outside its window leaves its prediction as it
+    is; changing another chromosome's peaks moves it (through the state).
+    """
+    x = ti._x(5)
+    chrom = model.atac_encoder.peak_chrom.numpy()
+    window = set(model.cis.pair_peak[model.cis.pair_gene == 1].tolist())
+    own = [j for j in np.flatnonzero(chrom == 1) if j not in window]
+    other = np.flatnonzero(chrom == 0)
+    genes = torch.tensor([1])
+    before = _predict(model, x, genes)
+    for peaks, moved in ((own, False), (other, True)):
+        xx = sp.lil_matrix(x)
+        xx[:, np.asarray(peaks)] = 1.0
+        after = _predict(model, sp.csr_matrix(xx), genes)
+        assert np.allclose(after, before, atol=1e-6) != moved
+    # a gene whose chromosome has no peaks reads the full latent
+    inc = model.incremental(x, np.array([0, 1]))
+    np.testing.assert_allclose(
+        inc.expression(inc.initial()).detach().numpy(),
+        _predict(model, x, torch.tensor([0, 1])),
+        atol=2e-5,
+    )
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_loco_pair_effects_equal_full_evaluation(p):
+    """With the window peaks out of the state, the heads' pair effects are exact."""
+    module = _loco()
+    x = ti._x(4)
+    inc = module.incremental(x, ti.GENES, p)
+    window = inc.interacting_features()
+    with torch.no_grad():
+        module.atac_encoder.delta[window] = 0.0
+    inc = module.incremental(x, ti.GENES, p)
+    prob = EmbeddingSumProblem(module, x, ti.GENES, p)
+    sel = window[:3]
+    feats = torch.cat([window[3:8], sel[:2]])
+    signs = torch.tensor([1.0] * 5 + [-1.0] * 2)
+    e = inc.pair_effects(prob._state(sel), feats, signs, prob.objective).numpy()
+    base = prob.value(sel)
+    for a, b in itertools.combinations_with_replacement(range(len(feats)), 2):
+        changed = set(sel.tolist())
+        for i in {a, b}:
+            changed ^= {int(feats[i])}
+        exact = prob.value(torch.tensor(sorted(changed))) - base
+        assert e[a, b] == pytest.approx(exact, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def redundant():
+    """The redundant regime (3 OR pairs and 3 decoys per gene) with a LOCO surrogate."""
+    m = grids.datasets.synthetic_multiome(
+        n_cells=3000, n_peaks=1500, n_genes=12, seed=1, **grids.datasets.REDUNDANT
+    )
+    grids.tl.fit_surrogate(m, model="loco", seed=0, progress=False)
+    return m
+
+
+def test_loco_record_roundtrip(redundant, tmp_path):
+    m = redundant
+    entry = m.uns["grids"]["surrogates"]["surrogate"]
+    assert entry["model"] == "loco" and entry["config"]["cis"]["max_peaks"] == 16
+    assert set(entry["history"]) == {"loco", "cis"}
+    module = grids.tl.get_surrogate(m).module
+    assert isinstance(module, LocoSurrogate)
+    chroms = np.asarray(entry["config"]["data"]["chroms"]).astype(str)
+    assert (chroms[module.gene_chrom.numpy()] == m["rna"].var["chrom"].to_numpy()).all()
+    path = tmp_path / "loco.h5mu"
+    m.write(path)
+    back = mudata.read_h5mu(path)
+    grids.tl.predict_expression(m, layer_added="pred")
+    grids.tl.predict_expression(back, layer_added="pred")
+    np.testing.assert_allclose(back["rna"].layers["pred"], m["rna"].layers["pred"], atol=1e-6)
+
+
+def test_loco_learns_or_logic(redundant):
+    m = redundant.copy()
+    fid = grids.tl.surrogate_fidelity(m)
+    table = grids.tl.interventional_fidelity(m)
+    summary = m.uns["grids"]["interventional"]["surrogate"]["summary"]
+    assert fid["pearson_surrogate"].median() > fid["pearson_ridge"].median()
+    assert 0.8 <= summary["slope"] <= 1.2
+    # an additive model gives an OR ratio of about 1 (truth here 2.24)
+    assert abs(summary["pred_ratio_or"] / summary["true_ratio_or"] - 1) < 0.25
+    assert (table["logic"] == "or").sum() == 36
