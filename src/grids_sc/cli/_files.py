@@ -63,14 +63,21 @@ def check_outputs(args) -> None:
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
+    """Flush ``path`` to disk. A file's failure is an error (its content may not be there);
+    a directory's is ignored (some platforms and file systems cannot open or sync one).
+    """
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
     try:
-        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
-    except OSError:  # pragma: no cover - platforms that cannot open a directory
-        return
+        fd = os.open(path, flags)
+    except OSError:  # pragma: no cover - a directory some platforms cannot open
+        if directory:
+            return
+        raise
     try:
         os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
+    except OSError:  # pragma: no cover - e.g. EINVAL for a directory on some file systems
+        if not directory:
+            raise
     finally:
         os.close(fd)
 
