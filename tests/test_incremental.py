@@ -27,9 +27,9 @@ N_CELLS, N_PEAKS, N_GENES, N_CHROM = 60, 700, 4, 3
 GENES = np.array([1, 3])
 
 
-def _x(seed: int = 0) -> sp.csr_matrix:
+def _x(seed: int = 0, density: float = 0.3) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
-    return sp.csr_matrix((rng.random((N_CELLS, N_PEAKS)) < 0.3).astype(np.float32))
+    return sp.csr_matrix((rng.random((N_CELLS, N_PEAKS)) < density).astype(np.float32))
 
 
 def _model(kind: str) -> torch.nn.Module:
@@ -122,6 +122,38 @@ def test_moves_equal_full_evaluation(model, p):
         np.testing.assert_allclose(got[m], _full(model, x, sorted(after), p), atol=2e-5)
     for m, j in enumerate([10, 88]):
         np.testing.assert_allclose(added[m], _full(model, x, [*sel, j], p), atol=2e-5)
+
+
+def test_sparse_moves_equal_full_evaluation(model, monkeypatch):
+    """On sparse accessibility a closing move is evaluated on the cells it changes only;
+    the other cells keep the state's prediction exactly, and the result equals both a full
+    forward pass and the evaluation over all cells.
+    """
+    x = _x(2, density=0.04).tolil()
+    x[:, 88] = 0  # a peak closed in every cell: closing it changes nothing
+    x = sp.csr_matrix(x)
+    x.eliminate_zeros()
+    inc = model.incremental(x, GENES, 0.0)
+    sel = np.array([3, 41, 47, 300, 650, 699])
+    state = inc.perturbed(torch.from_numpy(sel))
+    restore = torch.from_numpy(sel)[torch.tensor([[0], [2], [4], [1]])]
+    perturb = torch.tensor([[4, 48], [54, 61], [640, 660], [88, 6]])
+    changed = (x[:, np.r_[restore.numpy().ravel(), perturb.numpy().ravel()]].sum(1) > 0).mean()
+    assert changed < 0.5  # the moves change few cells: the sparse evaluation is taken
+    with torch.no_grad():
+        y = inc.expression(state).numpy()
+        got = inc.move_expression(state, restore, perturb).numpy()
+        none = inc.move_expression(state, torch.zeros(1, 0, dtype=torch.long),
+                                   torch.tensor([[88]])).numpy()  # fmt: skip
+        monkeypatch.setattr(incremental_sum, "SPARSE_MOVE_SHARE", -1.0)  # all cells
+        dense = inc.move_expression(state, restore, perturb).numpy()
+    np.testing.assert_allclose(got, dense, atol=2e-5)
+    np.testing.assert_array_equal(none[0], y)
+    for m in range(len(restore)):
+        after = set(sel) - set(restore[m].tolist()) | set(perturb[m].tolist())
+        np.testing.assert_allclose(got[m], _full(model, x, sorted(after), 0.0), atol=2e-5)
+        same = np.asarray(x[:, [*restore[m].tolist(), *perturb[m].tolist()]].sum(1)).ravel() == 0
+        np.testing.assert_array_equal(got[m][same], y[same])
 
 
 def test_window_function_equals_full_evaluation(model):

@@ -27,6 +27,8 @@ from ._batch import make_batch
 from ._incremental import IncrementalSurrogate, Objective
 
 DENSE_STATE_LIMIT = 512  # selections up to this size update the pooled sums column by column
+# a move changing more than this share of the cells is evaluated on all of them
+SPARSE_MOVE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         self._grad_state: EmbeddingSumState | None = None
         self._grad_objective: Objective | None = None
         self._grad: tuple | None = None
+        self._y_state: EmbeddingSumState | None = None
+        self._y: torch.Tensor | None = None
 
     def for_genes(self, genes) -> EmbeddingSumIncremental:
         """The evaluator of the same cells for other target genes, sharing the cells' encoder
@@ -96,6 +100,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         with torch.no_grad():
             other.s0 = other._window_sums(self._batch)
         other._grad_state, other._grad_objective, other._grad = None, None, None
+        other._y_state, other._y = None, None
         return other
 
     # -- hooks of the cis heads (none here) ---------------------------------------------------
@@ -174,23 +179,68 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         return self._readout(state.z, state.s)
 
     def move_expression(self, state, restore, perturb) -> torch.Tensor:
-        """Predicted expression after each move, recomputing only the touched chromosomes."""
+        """Predicted expression after each move, recomputing only the touched chromosomes of
+        the cells the move changes.
+
+        Setting a peak to ``p`` changes only the cells where it is not ``p`` already (closing:
+        the cells where it is open), so a move is evaluated on the union of its peaks' changed
+        cells and every other cell keeps ``state``'s prediction: O(nnz of the moved peaks)
+        rather than O(cells). Where a move changes most cells (opening peaks that are closed
+        in most of them) it is evaluated on all cells.
+        """
         h, hid, z, s = state.h, state.hid, state.z, state.s
         peaks = torch.cat([restore, perturb], dim=1)  # [m, q]: every peak the move changes
         signs = torch.cat([-torch.ones_like(restore), torch.ones_like(perturb)], 1).to(h.dtype)
         change = signs[..., None] * self.columns(peaks)  # [m, q, n]
         chroms = self.peak_chrom[peaks]  # [m, q]
-        contrib = change[..., None] * self.delta[peaks][:, :, None, :]  # [m, q, n, e]
-        same = (chroms[:, :, None] == chroms[:, None, :]).to(h.dtype)  # [m, q, q]
+        m, q, n = change.shape
+        moved = (change != 0).any(1)  # [m, n]: the cells each move changes
+        k = int(moved.sum(1).max()) if m else 0
+        if k > SPARSE_MOVE_SHARE * n:
+            ht, hidt = h.permute(1, 0, 2)[chroms], hid.permute(1, 0, 2)[chroms]  # [m, q, n, .]
+            return self._move(ht, hidt, z, s, peaks, chroms, change)
+        y = self._expression_of(state)  # [n, T]
+        out = y.expand(m, -1, -1).clone()
+        if k == 0:
+            return out
+        # per move, its changed cells first (in order), then unchanged ones as padding
+        cells = torch.argsort((~moved).to(torch.int8), dim=1, stable=True)[:, :k]  # [m, k]
+        valid = torch.gather(moved, 1, cells)  # [m, k]
+        at = (cells[:, None, :], chroms[:, :, None])  # [m, q, k] indices of (cell, chromosome)
+        y_moved = self._move(
+            h[at], hid[at], z[cells], None if s is None else s[cells], peaks, chroms,
+            torch.gather(change, 2, cells[:, None, :].expand(m, q, k)),
+        )  # fmt: skip
+        y_moved = torch.where(valid[..., None], y_moved, y[cells])
+        out.scatter_(1, cells[..., None].expand(-1, -1, y.shape[-1]), y_moved)
+        return out
+
+    def _expression_of(self, state: EmbeddingSumState) -> torch.Tensor:
+        """:meth:`expression` of ``state``, kept for the last state (moves from one state
+        come in several calls).
+        """
+        if self._y_state is not state:
+            self._y_state, self._y = state, self.expression(state)
+        return self._y
+
+    def _move(self, ht, hidt, z, s, peaks, chroms, change) -> torch.Tensor:
+        """Predictions ``[m, c, T]`` after moves of ``peaks`` ``[m, q]`` (on ``chroms``) that
+        change the cells' states by ``change`` ``[m, q, c]``, from the touched chromosomes'
+        sums ``ht`` and hidden units ``hidt`` ``[m, q, c, .]``, the latent ``z`` and window
+        sums ``s`` of those cells (``[c, .]`` shared by the moves, or ``[m, c, .]``).
+        """
+        contrib = change[..., None] * self.delta[peaks][:, :, None, :]  # [m, q, c, e]
+        same = (chroms[:, :, None] == chroms[:, None, :]).to(ht.dtype)  # [m, q, q]
         # each touched chromosome's sums after all of the move's changes on it
-        h_slot = h.permute(1, 0, 2)[chroms] + torch.einsum("mqr,mrne->mqne", same, contrib)
+        h_slot = ht + torch.einsum("mqr,mrne->mqne", same, contrib)
         hid_slot = torch.stack(
-            [self._chrom_layer_one(h_slot[:, q], chroms[:, q]) for q in range(peaks.shape[1])], 1
-        )  # [m, q, n, c]
+            [self._chrom_layer_one(h_slot[:, i], chroms[:, i]) for i in range(peaks.shape[1])],
+            1,
+        )  # [m, q, c, hidden]
         # add each touched chromosome's change of the latent once (a chromosome touched by
         # several peaks of a move is counted 1 / count per peak)
-        d_hid = (hid_slot - hid.permute(1, 0, 2)[chroms]) / same.sum(-1)[..., None, None]
-        z_new = z + self.enc.latent_change(d_hid, chroms)  # [m, n, L]
+        d_hid = (hid_slot - hidt) / same.sum(-1)[..., None, None]
+        z_new = z + self.enc.latent_change(d_hid, chroms)  # [m, c, L]
         return self._readout(z_new, self._move_window(s, peaks, change))
 
     def _chrom_layer_one(self, h_k: torch.Tensor, chroms: torch.Tensor) -> torch.Tensor:
