@@ -321,3 +321,20 @@ def test_the_search_has_no_branch_on_a_model_class():
                 assert node.id not in classes - allowed, (path, node.id)
             if isinstance(node, ast.Attribute):
                 assert node.attr not in {"atac_encoder", "cis", "enc", "delta", "h0"}, path
+
+
+@pytest.mark.parametrize("density", [0.04, 0.3])
+def test_single_peak_moves_equal_set_values(model, density):
+    """A record's per-peak effects (each peak alone; each restored from the full set) are
+    exact moves: they equal the values of the sets themselves.
+    """
+    x = _x(3, density)
+    prob = EmbeddingSumProblem(model, x, GENES, 0.0)
+    sel = torch.tensor([3, 41, 47, 300, 650])
+    none = torch.zeros(len(sel), 0, dtype=torch.long)
+    alone = prob.add_values(sel[:0], sel).numpy()
+    restored = prob.move_values(sel, torch.arange(len(sel))[:, None], none).numpy()
+    for i in range(len(sel)):
+        rest = torch.cat([sel[:i], sel[i + 1 :]])
+        assert alone[i] == pytest.approx(prob.value(sel[[i]]), abs=1e-5)
+        assert restored[i] == pytest.approx(prob.value(rest), abs=1e-5)

@@ -19,6 +19,7 @@ from test_incremental import (  # noqa: F401  (collected here with this module's
     test_both_kinds_implement_the_interface,
     test_first_order_is_gradient_times_change,
     test_moves_equal_full_evaluation,
+    test_single_peak_moves_equal_set_values,
     test_sparse_moves_equal_full_evaluation,
     test_state_plus_change_equals_full_reencode,
     test_window_function_equals_full_evaluation,

@@ -183,9 +183,11 @@ def selection_record(
     to_rel = settings.sign  # objective = sign * mean relative expression
     base_value = train.value(torch.empty(0, dtype=torch.long))
     full_value = train.value(sel)
-    alone = np.array([to_rel * (train.value(sel[[i]]) - base_value) for i in range(len(sel))])
-    keep = [torch.cat([sel[:i], sel[i + 1 :]]) for i in range(len(sel))]
-    restored = np.array([to_rel * (train.value(k) - full_value) for k in keep])
+    # each as one exact move: from the observed state (alone) and from the full set (restored)
+    none = torch.zeros(len(sel), 0, dtype=torch.long)
+    alone = to_rel * (train.add_values(sel[:0], sel).cpu().numpy() - base_value)
+    out = torch.arange(len(sel))[:, None]
+    restored = to_rel * (train.move_values(sel, out, none).cpu().numpy() - full_value)
 
     delta, per_cell = {}, {"cell": [], "split": [], "before": [], "after": []}
     for s in ("train", "test"):

@@ -29,6 +29,7 @@ from ._incremental import IncrementalSurrogate, Objective
 DENSE_STATE_LIMIT = 512  # selections up to this size update the pooled sums column by column
 # a move changing more than this share of the cells is evaluated on all of them
 SPARSE_MOVE_SHARE = 0.5
+SPARSE_MOVE_GROUP = 8  # moves evaluated together on their changed cells
 
 
 @dataclass(frozen=True)
@@ -195,24 +196,34 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         chroms = self.peak_chrom[peaks]  # [m, q]
         m, q, n = change.shape
         moved = (change != 0).any(1)  # [m, n]: the cells each move changes
-        k = int(moved.sum(1).max()) if m else 0
-        if k > SPARSE_MOVE_SHARE * n:
-            ht, hidt = h.permute(1, 0, 2)[chroms], hid.permute(1, 0, 2)[chroms]  # [m, q, n, .]
-            return self._move(ht, hidt, z, s, peaks, chroms, change)
+        k = moved.sum(1)  # [m]
         y = self._expression_of(state)  # [n, T]
         out = y.expand(m, -1, -1).clone()
-        if k == 0:
-            return out
-        # per move, its changed cells first (in order), then unchanged ones as padding
-        cells = torch.argsort((~moved).to(torch.int8), dim=1, stable=True)[:, :k]  # [m, k]
-        valid = torch.gather(moved, 1, cells)  # [m, k]
-        at = (cells[:, None, :], chroms[:, :, None])  # [m, q, k] indices of (cell, chromosome)
-        y_moved = self._move(
-            h[at], hid[at], z[cells], None if s is None else s[cells], peaks, chroms,
-            torch.gather(change, 2, cells[:, None, :].expand(m, q, k)),
-        )  # fmt: skip
-        y_moved = torch.where(valid[..., None], y_moved, y[cells])
-        out.scatter_(1, cells[..., None].expand(-1, -1, y.shape[-1]), y_moved)
+        dense = torch.nonzero(k > SPARSE_MOVE_SHARE * n).squeeze(1)
+        if len(dense):  # moves that change most cells: on all cells, in one call
+            c = chroms[dense]
+            ht, hidt = h.permute(1, 0, 2)[c], hid.permute(1, 0, 2)[c]  # [m', q, n, .]
+            out[dense] = self._move(ht, hidt, z, s, peaks[dense], c, change[dense])
+        # the others on their changed cells, in groups of moves that change similar numbers
+        # of cells (each group is padded to its largest)
+        sparse = torch.nonzero((k <= SPARSE_MOVE_SHARE * n) & (k > 0)).squeeze(1)
+        sparse = sparse[torch.argsort(k[sparse], stable=True)]
+        for g in range(0, len(sparse), SPARSE_MOVE_GROUP):
+            idx = sparse[g : g + SPARSE_MOVE_GROUP]
+            kg = int(k[idx].max())
+            # per move, its changed cells first (in order), then unchanged ones as padding
+            cells = torch.argsort((~moved[idx]).to(torch.int8), dim=1, stable=True)[:, :kg]
+            valid = torch.gather(moved[idx], 1, cells)  # [m', kg]
+            c = chroms[idx]
+            at = (cells[:, None, :], c[:, :, None])  # [m', q, kg]: (cell, chromosome)
+            y_moved = self._move(
+                h[at], hid[at], z[cells], None if s is None else s[cells], peaks[idx], c,
+                torch.gather(change[idx], 2, cells[:, None, :].expand(-1, q, -1)),
+            )  # fmt: skip
+            y_moved = torch.where(valid[..., None], y_moved, y[cells])
+            rows = out[idx]
+            rows.scatter_(1, cells[..., None].expand(-1, -1, y.shape[-1]), y_moved)
+            out[idx] = rows
         return out
 
     def _expression_of(self, state: EmbeddingSumState) -> torch.Tensor:
