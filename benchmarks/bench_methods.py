@@ -1,6 +1,7 @@
 """GRIDS against the baselines of ``grids.tl.attribute``: the paper's comparison, in parts.
 
     python benchmarks/bench_methods.py pbmc [--methods ...] [--L 10 128] [--genes ...]
+        [--split-seeds 2023 2024 2025 2026] [--out rows.csv]
     python benchmarks/bench_methods.py sim
     python benchmarks/bench_methods.py redundant [--seeds 1 2 3] [--cells 3000]
     python benchmarks/bench_methods.py a549
@@ -10,7 +11,9 @@
   gene x cell type with at least ``--min-cells`` cells and each L: GRIDS (``explain``) and
   every method, all within 250 kb of the gene, scored by ``grids.tl.evaluate`` (held-out Avg Δ
   and Rel Δ, HR/SHR, PCHi-C enrichment where SCARlink's table covers the gene and cell type).
-  Prints the per-(gene, cell type) Rel Δ table, the mean row per L, and the PCHi-C table.
+  Prints the per-(gene, cell type) Rel Δ table, the mean row per L, and the PCHi-C table;
+  with several ``--split-seeds``, per split and then over the splits: each method's mean,
+  and the rows where GRIDS is behind a method by more than two standard errors.
 - ``sim``: ``synthetic_multiome`` with single, OR, AND and decoy units (3,000 cells, 1,500
   peaks, 12 genes, seed 1); L = the gene's planted peaks; precision and recall of the planted
   CREs by logic, the share of planted units switched off (an OR pair needs both peaks closed,
@@ -60,14 +63,15 @@ TIE = 1e-4  # percentage points: closer than this counts as a tie
 
 
 def _run_methods(
-    m, gene, methods, L, window, groupby=None, groups=None, settings=FAST, **explain_kw
-) -> list:
+    m, gene, methods, L, window, groupby=None, groups=None, settings=FAST, split_seed=2023,
+    **explain_kw,
+) -> list:  # fmt: skip
     keys = []
     t = time.perf_counter()
     key = f"grids_L{L}"
     grids.tl.explain(
         m, gene, L=L, groupby=groupby, groups=groups, window=window, key_added=key,
-        progress=False, **explain_kw,
+        progress=False, split_seed=split_seed, **explain_kw,
     )  # fmt: skip
     keys.append((key, "grids", time.perf_counter() - t))
     for method in methods:
@@ -77,7 +81,8 @@ def _run_methods(
             warnings.simplefilter("ignore")
             grids.tl.attribute(
                 m, gene, method, L=L, groupby=groupby, groups=groups, window=window,
-                key_added=key, progress=False, **settings.get(method, {}),
+                key_added=key, progress=False, split_seed=split_seed,
+                **settings.get(method, {}),
             )  # fmt: skip
         keys.append((key, method, time.perf_counter() - t))
     return keys
@@ -90,21 +95,32 @@ def pbmc(args) -> None:
     types = args.types or sorted(counts.index[counts >= args.min_cells])
     genes = args.genes or list(m["rna"].var_names)
     rows = []
-    for gene in genes:
-        for ctype in types:
-            for L in args.L:
-                keys = _run_methods(m, gene, args.methods, L, 250_000, "celltype", ctype)
-                full = [k for k, _, _ in keys]
-                df = grids.tl.evaluate(m, full, pchic=pchic)
-                df["seconds"] = [s for _, _, s in keys]
-                df["L"] = L
-                rows.append(df)
-                rel = "  ".join(f"{r.method} {100 * r.rel_delta:+.1f}%" for r in df.itertuples())
-                print(f"{gene:<9} {ctype:<18} L={L:<4} {rel}", flush=True)
-                for k in full:  # keep the object small
-                    del m.uns["grids"]["explain"][k]
+    for split in args.split_seeds:
+        for gene in genes:
+            for ctype in types:
+                for L in args.L:
+                    keys = _run_methods(
+                        m, gene, args.methods, L, 250_000, "celltype", ctype, split_seed=split
+                    )
+                    full = [k for k, _, _ in keys]
+                    df = grids.tl.evaluate(m, full, pchic=pchic)
+                    df["seconds"] = [s for _, _, s in keys]
+                    df["L"], df["split"] = L, split
+                    rows.append(df)
+                    rel = "  ".join(
+                        f"{r.method} {100 * r.rel_delta:+.1f}%" for r in df.itertuples()
+                    )
+                    print(f"{split} {gene:<9} {ctype:<18} L={L:<4} {rel}", flush=True)
+                    for k in full:  # keep the object small
+                        del m.uns["grids"]["explain"][k]
+                    if args.out:  # every row so far, so a cut-off run keeps what it measured
+                        pd.concat(rows, ignore_index=True).to_csv(args.out, index=False)
+        if len(args.split_seeds) > 1:
+            print(f"\n== split seed {split}")
+        _report(pd.concat(rows, ignore_index=True).query("split == @split"), ["gene", "group"])
     res = pd.concat(rows, ignore_index=True)
-    _report(res, ["gene", "group"])
+    if len(args.split_seeds) > 1:
+        _over_splits(res)
     sub = res[res["pchic_window_tested"] > 0]
     if len(sub):
         print("\nPCHi-C: significant tiles among the selected (tested) tiles, enrichment, p")
@@ -137,6 +153,32 @@ def _report(res: pd.DataFrame, index: list[str]) -> None:
         print(f"HR/SHR at L={L}:\n{hr.to_string(float_format=lambda v: f'{v:.2f}')}")
         sec = part.groupby("method")["seconds"].mean()
         print(f"mean seconds per run:\n{sec.to_string(float_format=lambda v: f'{v:.1f}')}")
+
+
+def _over_splits(res: pd.DataFrame) -> None:
+    """Held-out Rel Δ over split seeds: the mean per method, and per (gene, group) row the
+    difference GRIDS - method with its standard error over the splits (negative: GRIDS
+    ahead); rows where GRIDS is behind by more than two standard errors are listed.
+    """
+    for L, part in res.groupby("L"):
+        table = part.pivot_table(index=["gene", "group", "split"], columns="method",
+                                 values="rel_delta") * 100  # fmt: skip
+        per_split = table.groupby(level="split").mean()
+        print(f"\nover {len(per_split)} splits, L={L}: mean held-out Rel Δ (%) per split")
+        print(per_split.to_string(float_format=lambda v: f"{v:+.2f}"))
+        print("mean over splits: " + ", ".join(
+            f"{k} {v:+.2f}" for k, v in per_split.mean().sort_values().items()))  # fmt: skip
+        diff = table.drop(columns="grids").rsub(table["grids"], axis=0)
+        by_row = diff.groupby(level=["gene", "group"])
+        mean, se = by_row.mean(), by_row.std(ddof=1) / np.sqrt(by_row.size().to_numpy()[:, None])
+        for method in mean.columns:
+            ahead = int((mean[method] < -TIE).sum())
+            behind = mean[method] > 2 * se[method] + TIE
+            names = ", ".join(f"{g} {t} ({mean[method][g, t]:+.2f})" for g, t in
+                              mean.index[behind.to_numpy()])  # fmt: skip
+            print(f"  vs {method:<22} GRIDS ahead in {ahead}/{len(mean)} rows (mean over "
+                  f"splits); behind by > 2 SE in {int(behind.sum())}" +
+                  (f": {names}" if names else ""))  # fmt: skip
 
 
 def _row(name: str, index: list[str]):
@@ -343,6 +385,9 @@ def main() -> None:
     ap.add_argument("--types", nargs="+", default=None)
     ap.add_argument("--min-cells", type=int, default=100)
     ap.add_argument("--surrogate", help="pbmc: h5mu to read the fit from (or write it to)")
+    ap.add_argument("--split-seeds", type=int, nargs="+", default=[2023],
+                    help="pbmc: seeds of the 70/10/20 split of each cell type")  # fmt: skip
+    ap.add_argument("--out", help="pbmc: CSV of every (split, gene, group, L, method) row")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="redundant")
     ap.add_argument("--cells", type=int, default=3000, help="redundant: cells per data set")
