@@ -334,7 +334,11 @@ def test_single_peak_moves_equal_set_values(model, density):
     none = torch.zeros(len(sel), 0, dtype=torch.long)
     alone = prob.add_values(sel[:0], sel).numpy()
     restored = prob.move_values(sel, torch.arange(len(sel))[:, None], none).numpy()
+    ones = prob.move_predictions(sel[:0], none, sel[:, None])
+    rests = prob.move_predictions(sel, torch.arange(len(sel))[:, None], none)
     for i in range(len(sel)):
         rest = torch.cat([sel[:i], sel[i + 1 :]])
         assert alone[i] == pytest.approx(prob.value(sel[[i]]), abs=1e-5)
         assert restored[i] == pytest.approx(prob.value(rest), abs=1e-5)
+        np.testing.assert_allclose(ones[i], prob.per_cell(sel[[i]])[1], atol=2e-5)
+        np.testing.assert_allclose(rests[i], prob.per_cell(rest)[1], atol=2e-5)

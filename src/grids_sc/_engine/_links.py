@@ -280,9 +280,11 @@ def link_set_task(module, rows, task: Task, settings: SelectionSettings, dev) ->
     before, full = prob.per_cell(t)
     base = np.maximum(before.mean(0), 1e-6)
     out = {k: np.zeros(len(sel)) for k in ("alone", "alone_se", "restored", "restored_se")}
-    for i in range(len(sel)):
-        _, one = prob.per_cell(t[[i]])
-        _, rest = prob.per_cell(torch.cat([t[:i], t[i + 1 :]]))
+    # each peak alone and each restored from the set: one exact move each
+    none = torch.zeros(len(sel), 0, dtype=torch.long)
+    ones = prob.move_predictions(t[:0], none, t[:, None])
+    rests = prob.move_predictions(t, torch.arange(len(sel))[:, None], none)
+    for i, (one, rest) in enumerate(zip(ones, rests)):
         d_alone = ((one - before) / base).mean(1)
         d_rest = ((rest - full) / base).mean(1)
         n = len(d_alone)

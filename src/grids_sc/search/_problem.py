@@ -229,17 +229,32 @@ class EmbeddingSumProblem(SubsetProblem):
                 out[i] = d
         return out
 
-    @torch.no_grad()
-    def move_values(self, selection, out_pos, incoming) -> torch.Tensor:
-        """Exact objective of each move, ``chunk`` moves per batched evaluation."""
+    def _moves(self, selection, out_pos, incoming):
+        """Predictions ``[m', n_cells, n_genes]`` of each ``chunk`` of moves (see
+        :meth:`move_values`).
+        """
         state = self._state(selection)
         out_pos, incoming = out_pos.to(self.device), incoming.to(self.device)
-        vals = []
         for s in range(0, len(incoming), self.chunk):
             outs = selection.to(self.device)[out_pos[s : s + self.chunk]]
-            y = self.model.move_expression(state, outs, incoming[s : s + self.chunk])
-            vals.append(self.objective(y))
+            yield self.model.move_expression(state, outs, incoming[s : s + self.chunk])
+
+    @torch.no_grad()
+    def move_values(self, selection, out_pos, incoming) -> torch.Tensor:
+        """Exact objective of each move, ``chunk`` moves per batched evaluation: move ``i``
+        restores the selected peaks at positions ``out_pos[i]`` and perturbs the peaks
+        ``incoming[i]``.
+        """
+        vals = [self.objective(y) for y in self._moves(selection, out_pos, incoming)]
         return torch.cat(vals) if vals else torch.zeros(0, device=self.device)
+
+    @torch.no_grad()
+    def move_predictions(self, selection, out_pos, incoming) -> np.ndarray:
+        """Predicted expression ``[m, n_cells, n_genes]`` after each move of
+        :meth:`move_values` (exact, as :meth:`per_cell` of the moved selection).
+        """
+        ys = [y.cpu().numpy() for y in self._moves(selection, out_pos, incoming)]
+        return np.concatenate(ys) if ys else np.zeros((0, self.n_cells, len(self.genes)))
 
     @torch.no_grad()
     def add_values(self, selection, incoming) -> torch.Tensor:
