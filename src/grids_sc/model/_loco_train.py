@@ -7,7 +7,7 @@ Two phases, each stopped early on the validation cells and restored to its best 
    map from a low-dimensional description of the expression to every gene.
 2. **State.** The ATAC encoder and the decoder are fit on the expression loss (mean squared
    error of every gene's prediction from the latent without the gene's own chromosome) plus
-   ``lambda_latent`` times the alignment of every leave-one-chromosome-out latent with the
+   ``lambda_loco_align`` times the alignment of every leave-one-chromosome-out latent with the
    (frozen) RNA latent of the same cell, as the paper's translator aligns its latents; only
    the expression loss decides the early stop.
 
@@ -137,7 +137,7 @@ def fit_loco_state(
     """Fit the LOCO state (encoder and decoder) of ``module`` on expression ``y``.
 
     Parameters are those of :func:`~grids_sc.model.fit_surrogate_module` (no groups);
-    ``cfg.lambda_latent`` weighs the alignment with the RNA latent. Returns the per-epoch
+    ``cfg.lambda_loco_align`` weighs the alignment with the RNA latent. Returns the per-epoch
     ``train`` and ``val`` losses of the state (``val``: the expression loss) and
     ``rna_train`` and ``rna_val`` of the RNA autoencoder.
     """
@@ -166,7 +166,7 @@ def fit_loco_state(
         it = torch.from_numpy(idx).to(device)
         return make_batch(x[idx], pc, n_chrom).to(device), y_t[it], z_rna[it]
 
-    state_loss = _StateLoss(module, cfg.lambda_latent)
+    state_loss = _StateLoss(module, cfg.lambda_loco_align)
     train, val = _run_phase(
         state_loss, state_inputs, train_idx, val_idx, cfg, rng, parallel, "surrogate [loco]",
         progress,
