@@ -181,7 +181,6 @@ def test_loco_state_reads_the_cell_state_from_other_chromosomes(confounded):
     u = np.repeat(m.obs["state"].to_numpy()[te, None], y.shape[1], 1)
     b = m["rna"].var["state_effect"].to_numpy()
     r_u = pearson_per_column(state, u)
-    print(np.round(r_state, 2), np.round(r_full, 2), np.round(r_u, 2), np.round(b, 2))
     assert np.median(r_state) > 0.2
     assert np.median(r_full) > np.median(r_state) + 0.05
     assert (np.sign(r_u[b != 0]) == np.sign(b[b != 0])).all()
