@@ -143,3 +143,46 @@ def test_loco_learns_or_logic(redundant):
     # an additive model gives an OR ratio of about 1 (truth here 2.24)
     assert abs(summary["pred_ratio_or"] / summary["true_ratio_or"] - 1) < 0.25
     assert (table["logic"] == "or").sum() == 36
+
+
+@pytest.fixture(scope="module")
+def confounded():
+    """The confounded regime (a continuous cell state opens peaks on every chromosome and
+    drives 30% of the genes), small, on four chromosomes, with a LOCO surrogate.
+    """
+    m = grids.datasets.synthetic_multiome(
+        n_cells=800, n_peaks=800, n_genes=12, n_chromosomes=4, seed=3,
+        **grids.datasets.CONFOUNDED,
+    )  # fmt: skip
+    grids.tl.fit_surrogate(m, model="loco", seed=0, progress=False)
+    return m
+
+
+def test_loco_state_reads_the_cell_state_from_other_chromosomes(confounded):
+    """The state's two phases ran (the RNA autoencoder's validation loss fell); the state
+    alone, from the chromosomes other than the gene's, predicts held-out expression (cell
+    type and the simulated continuous state), follows the continuous state with the sign of
+    its effect on every gene it drives, and the heads add the gene's own window to it.
+    """
+    from grids_sc._inputs import atac_binary, rna_values
+    from grids_sc.model import loco_cell_state
+    from grids_sc.tl._ridge import pearson_per_column
+
+    m = confounded
+    f = grids.tl.get_surrogate(m)
+    hist = f.entry["history"]["loco"]
+    assert len(hist["rna_val"]) >= 2 and min(hist["rna_val"]) < hist["rna_val"][0]
+    assert len(hist["val"]) >= 2
+    pos = {c: i for i, c in enumerate(m["rna"].obs_names)}
+    te = np.array([pos[c] for c in f.split["test"]])
+    x = atac_binary(m["atac"], None, "atac")
+    y, _ = rna_values(m["rna"], None, f.rna_transform, "rna")
+    state = loco_cell_state(f.module, x[te], torch.device("cpu"))[1].numpy()
+    r_state = pearson_per_column(state, y[te])
+    r_full = grids.tl.surrogate_fidelity(m)["pearson_surrogate"].to_numpy()
+    u = np.repeat(m.obs["state"].to_numpy()[te, None], y.shape[1], 1)
+    b = m["rna"].var["state_effect"].to_numpy()
+    r_u = pearson_per_column(state, u)
+    assert np.median(r_state) > 0.2
+    assert np.median(r_full) > np.median(r_state) + 0.05
+    assert (np.sign(r_u[b != 0]) == np.sign(b[b != 0])).all()

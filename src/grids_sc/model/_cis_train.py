@@ -176,7 +176,8 @@ def fit_cis_heads(
     -------
     dict
         ``train`` and ``val`` mean (over genes) losses per epoch, and ``best_epoch`` and
-        ``best_val`` per gene.
+        ``best_val`` per gene (``best_epoch`` -1: a head that starts silent, as the LOCO
+        heads do, and never beat its start on the validation cells, so it adds nothing).
     """
     parallel = parallel or DataParallel(device=torch.device(device))
     device = parallel.device if parallel.active else torch.device(device)
@@ -188,10 +189,14 @@ def fit_cis_heads(
     z = _cell_state(module, x, device)
     w = window_matrix(x, cis.pair_peak.cpu().numpy())
     rng = np.random.default_rng(seed)
+    silent = bool(getattr(cis, "silent_start", False))
     with torch.no_grad():  # start every head at its gene's training mean
         tr = torch.as_tensor(train_idx, device=device)
         init = getattr(cis, "initial_bias", None)
         cis.b2.copy_(y_t[tr].mean(0) if init is None else init(y_t[tr], _take(module, z, tr)))
+        if silent:  # the head adds nothing until training gives it something to add
+            cis.w2.zero_()
+            cis.lin.zero_()
     loss_fn = _HeadsLoss(module, w, cfg.sparsity)
     opt = make_adamw(loss_fn.parameters(), cfg.lr, cfg.weight_decay)
     step = parallel.wrap(loss_fn)
@@ -202,6 +207,8 @@ def fit_cis_heads(
     best_epoch = np.full(n_g, -1)
     wait = torch.zeros(n_g, dtype=torch.long, device=device)
     best_state = {k: v.detach().clone() for k, v in cis.named_parameters()}
+    if silent:  # the silent start is every gene's first candidate: a head must beat it
+        best = _val_loss(module, w, z, y_t, val_share, cfg.batch_size, device, parallel)
     train_hist, val_hist = [], []
     bar = tqdm(range(cfg.max_epochs), desc="surrogate [cis]", disable=not progress, leave=False)
     for epoch in bar:
@@ -217,9 +224,7 @@ def fit_cis_heads(
             total += float(loss.detach()) * len(idx)
         total, n = parallel.sum(torch.tensor([total, len(order)], dtype=torch.float64)).tolist()
         train_hist.append(total / max(n, 1) / max(n_g, 1))
-        sse = _per_gene_sse(module, w, z, y_t, val_share, cfg.batch_size, device)
-        sse = parallel.sum(torch.cat([sse, torch.tensor([len(val_share)], device=device)]))
-        val = sse[:-1] / max(float(sse[-1]), 1)
+        val = _val_loss(module, w, z, y_t, val_share, cfg.batch_size, device, parallel)
         val_hist.append(float(val.mean()))
         improved = torch.isinf(best) | (val < best - 1e-6 * best.abs())
         best = torch.where(improved, val, best)
@@ -240,6 +245,13 @@ def fit_cis_heads(
         "best_epoch": best_epoch,
         "best_val": best.cpu().numpy(),
     }
+
+
+def _val_loss(module, w, z, y_t, val_share, batch_size, device, parallel) -> torch.Tensor:
+    """Per-gene mean squared error over the validation cells of every rank."""
+    sse = _per_gene_sse(module, w, z, y_t, val_share, batch_size, device)
+    sse = parallel.sum(torch.cat([sse, torch.tensor([len(val_share)], device=device)]))
+    return sse[:-1] / max(float(sse[-1]), 1)
 
 
 @torch.no_grad()

@@ -53,7 +53,14 @@ class LocoHeads(CisHeads):
     state latents ``zc [..., n_slots, n_latent]`` (the latent without each chromosome), the
     slot each output gene reads (``slots [n_out]``: its chromosome) and the state's
     prediction ``r [..., n_out]``, which the head's output is added to.
+
+    The heads start silent (:func:`~grids_sc.model.fit_cis_heads` zeroes their output
+    layer and linear term, so a gene's prediction starts as the state's plus a constant)
+    and that start is every gene's first early-stopping candidate: a gene whose head never
+    improves its validation loss keeps the state's prediction.
     """
+
+    silent_start = True
 
     def pre_activation(self, s, state, genes=None) -> torch.Tensor:
         """Hidden pre-activations ``[..., n_out, cis_hidden]`` of the heads."""

@@ -50,6 +50,9 @@ class TrainConfig:
     lambda_latent, lambda_cycle, lambda_adv, lambda_atac
         Weights of the latent alignment, cycle, adversarial and ATAC reconstruction terms in the
         translation phase (the expression loss has weight 1).
+    lambda_loco_align
+        ``model="loco"``: weight of the alignment of the state's leave-one-chromosome-out
+        latents with the RNA autoencoder's latent (the expression loss has weight 1).
     """
 
     max_epochs: int = 60
@@ -63,6 +66,7 @@ class TrainConfig:
     lambda_cycle: float = 0.1
     lambda_adv: float = 0.01
     lambda_atac: float = 0.1
+    lambda_loco_align: float = 0.3
 
     def to_dict(self) -> dict:
         """The settings as a plain dict."""
