@@ -123,8 +123,7 @@ class EnsembleIncremental(IncrementalSurrogate):
         pair, first order elsewhere).
         """
         return self._mean(
-            m.pair_effects(s, features, signs, objective).cpu()
-            for m, s in zip(self.members, state)
+            m.pair_effects(s, features, signs, objective).cpu() for m, s in zip(self.members, state)
         )
 
     # -- a window of peaks --------------------------------------------------------------------
