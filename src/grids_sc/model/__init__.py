@@ -15,6 +15,7 @@ from ._batch import AtacBatch, make_batch
 from ._cis import CisConfig, CisHeads, CisSurrogate
 from ._cis_incremental import CisIncremental
 from ._cis_train import CisTrainConfig, fit_cis_heads, shared_latent
+from ._ensemble import EnsembleIncremental, SurrogateEnsemble, ensemble_of
 from ._incremental import IncrementalModel, IncrementalSurrogate, Objective
 from ._incremental_sum import EmbeddingSumIncremental, EmbeddingSumState
 from ._loco import LocoHeads, LocoSurrogate
@@ -37,6 +38,7 @@ __all__ = [
     "CisTrainConfig",
     "EmbeddingSumIncremental",
     "EmbeddingSumState",
+    "EnsembleIncremental",
     "IncrementalModel",
     "IncrementalSurrogate",
     "LocoHeads",
@@ -47,8 +49,10 @@ __all__ = [
     "SparseAtacEncoder",
     "Surrogate",
     "SurrogateConfig",
+    "SurrogateEnsemble",
     "TrainConfig",
     "atac_reconstruction_loss",
+    "ensemble_of",
     "fit_cis_heads",
     "shared_latent",
     "fit_loco_state",
