@@ -37,8 +37,9 @@ from grids_sc.search import EmbeddingSumProblem, GridsOptimizer
 from grids_sc.tl import _attribute, _explain, _surrogate
 
 
-def _data(seed: int, members: int, cache: str | None):
-    path = os.path.join(cache, f"seed{seed}.h5mu") if cache else None
+def _data(seed: int, members: int, cache: str | None, fit: dict):
+    tag = "".join(f"_{k}{v}" for k, v in sorted(fit.items()))
+    path = os.path.join(cache, f"seed{seed}{tag}.h5mu") if cache else None
     if path and os.path.exists(path):
         m = mudata.read_h5mu(path)
         have = set(m.uns["grids"]["surrogates"])
@@ -52,7 +53,7 @@ def _data(seed: int, members: int, cache: str | None):
         key = _key(k)
         if key not in have:
             t = time.perf_counter()
-            grids.tl.fit_surrogate(m, seed=k, progress=False, key_added=key)
+            grids.tl.fit_surrogate(m, seed=k, progress=False, key_added=key, **fit)
             print(f"seed {seed}: member {k} fit in {time.perf_counter() - t:.0f} s", flush=True)
     if path:
         m.write(path)
@@ -116,7 +117,7 @@ def _value(v: str):
             return cast(v)
         except ValueError:
             pass
-    return v
+    return None if v == "None" else v
 
 
 def main() -> None:
@@ -127,6 +128,7 @@ def main() -> None:
     ap.add_argument("--full-sizes", type=int, nargs="+", default=[5])
     ap.add_argument("--methods", nargs="+", default=[m for m in METHODS if m != "random"])
     ap.add_argument("--explain", nargs="*", default=[], help="extra explain options k=v")
+    ap.add_argument("--fit", nargs="*", default=[], help="fit_surrogate options k=v")
     ap.add_argument(
         "--multistart",
         action="store_true",
@@ -139,10 +141,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="replaced the earlier")
     extra = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.explain)}
+    fit = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.fit)}
     t0 = time.perf_counter()
     rows = []
     for seed in args.seeds:
-        m = _data(seed, max(args.sizes), args.cache)
+        m = _data(seed, max(args.sizes), args.cache, fit)
         units = m.uns["simulation"]["units"]
         ug = np.asarray(units["gene"]).astype(str)
         pa, pb = (np.asarray(units[k]).astype(str) for k in ("peak_a", "peak_b"))
