@@ -230,9 +230,3 @@ def test_bad_n_members_is_refused_before_anything_is_written(sim_small):
         with pytest.raises(ValueError, match="n_members"):
             grids.tl.fit_surrogate(m, n_members=bad, **FAST_FIT)
     assert "grids" not in m.uns
-
-
-def test_link_peaks_names_the_ensemble(ensemble_fit):
-    m = ensemble_fit.copy()
-    with pytest.raises(ValueError, match="ensemble of 2"):
-        grids.tl.link_peaks(m, m["rna"].var_names[0])

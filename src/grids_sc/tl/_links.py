@@ -35,7 +35,7 @@ from .._inputs import obs_column, rna_values
 from .._logging import logger as log
 from .._logging import timed
 from .._mudata import check_copy, copy_of
-from ..model import CisSurrogate, SurrogateEnsemble
+from ..model import CisSurrogate
 from ._surrogate import get_surrogate
 
 METHODS = ("grids", "correlation")
@@ -188,13 +188,6 @@ def link_peaks(
     records.check_key(key_added)
     executor = check_executor(executor, worker_threads)
     fitted = get_surrogate(mdata, key, check_genes=False)
-    if method == "grids" and isinstance(fitted.module, SurrogateEnsemble):
-        raise ValueError(
-            f"link_peaks(method='grids') takes one surrogate; {key!r} is an ensemble of "
-            f"{len(fitted.module)} (fit_surrogate(n_members=...)). Fit one with "
-            "grids.tl.fit_surrogate(mdata, key_added=...) and pass key=, or use "
-            "method='correlation'"
-        )
     if method == "grids" and not isinstance(fitted.module, CisSurrogate):
         raise ValueError(
             f"link_peaks(method='grids') needs a surrogate fit with model='cis' (the default); "
