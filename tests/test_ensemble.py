@@ -3,26 +3,21 @@ mean of the members' predictions, tested against full forward passes of the memb
 """
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 
-import mudata
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
-import grids_sc as grids
 from grids_sc.model import (
     CisConfig,
     CisSurrogate,
     IncrementalModel,
     SurrogateConfig,
     make_batch,
-    predict_expression,
 )
 from grids_sc.model._ensemble import EnsembleIncremental, SurrogateEnsemble
 from grids_sc.search import EmbeddingSumProblem, run_search
-from grids_sc.tl._surrogate import member_split
 
 N_CELLS, N_PEAKS, N_GENES, N_CHROM = 60, 500, 3, 3
 GENES = np.array([0, 2])
@@ -155,78 +150,3 @@ def test_an_ensemble_of_copies_searches_like_its_member(members):
     b = run_search(two, 5, n_steps=30, moves="pair")
     assert sorted(a.selection) == sorted(b.selection)
     assert a.value == pytest.approx(b.value, abs=1e-6)
-
-
-# ---- fit_surrogate(n_members=...) ------------------------------------------------------------
-FAST_FIT = {"max_epochs": 2, "cis_max_epochs": 5, "progress": False, "seed": 0}
-
-
-@pytest.fixture(scope="module")
-def ensemble_fit(sim_small):
-    m = sim_small.copy()
-    grids.tl.fit_surrogate(m, n_members=2, **FAST_FIT)
-    grids.tl.fit_surrogate(m, key_added="one", **FAST_FIT)
-    return m
-
-
-def test_fit_stores_the_members_as_plain_arrays(ensemble_fit, tmp_path):
-    m = ensemble_fit
-    entry = m.uns["grids"]["surrogates"]["surrogate"]
-    assert entry["members"] == 2 and entry["config"]["architecture"]["members"] == 2
-    assert all(isinstance(v, np.ndarray) for v in entry["weights"].values())
-    module = grids.tl.get_surrogate(m).module
-    assert isinstance(module, SurrogateEnsemble) and len(module) == 2
-    # member 0 is the surrogate of n_members=1 (same seed, same cells); member 1 differs
-    one = grids.tl.get_surrogate(m, "one").module.state_dict()
-    for k, v in module.members[0].state_dict().items():
-        torch.testing.assert_close(v, one[k])
-    assert not torch.equal(
-        module.members[1].state_dict()["base.atac_encoder.delta"], one["base.atac_encoder.delta"]
-    )
-    split = m.uns["grids"]["surrogates"]
-    for s in ("train", "validation", "test"):
-        assert np.array_equal(split["surrogate"]["split"][s], split["one"]["split"][s])
-    # round trip: the same predictions, the mean of the members'
-    path = tmp_path / "ens.h5mu"
-    m.write(path)
-    back = mudata.read_h5mu(path)
-    grids.tl.predict_expression(back, layer_added="pred")
-    x = sp.csr_matrix(back["atac"].X, dtype=np.float32)
-    mean = np.mean([predict_expression(mm, x) for mm in module.members], 0)
-    np.testing.assert_allclose(back["rna"].layers["pred"], mean, atol=1e-5)
-
-
-def test_members_train_outside_the_test_cells():
-    split = np.random.default_rng(0).choice(3, 1000, p=[0.7, 0.1, 0.2]).astype(np.int8)
-    groups = np.random.default_rng(1).integers(0, 3, 1000)
-    tr, va = member_split(split, groups, 7)
-    assert not (split[tr] == 2).any() and not (split[va] == 2).any()
-    assert len(tr) + len(va) == (split < 2).sum()  # in the proportions, up to rounding per group
-    assert abs(len(tr) - (split == 0).sum()) <= 3
-    assert not np.array_equal(np.sort(tr), np.flatnonzero(split == 0))
-
-
-def test_explain_and_attribute_use_the_mean(ensemble_fit):
-    m = ensemble_fit.copy()
-    gene = m["rna"].var_names[0]
-    grids.tl.explain(m, gene, L=4, key_added="e", progress=False)
-    grids.tl.attribute(m, gene, "first_order", L=4, key_added="f", progress=False)
-    rec = m.uns["grids"]["explain"]["e"]
-    module = grids.tl.get_surrogate(m).module
-    x = sp.csr_matrix(m["atac"].X, dtype=np.float32)
-    cells = rec["per_cell"]["cell"]
-    gi = np.array([0])
-    mean = np.mean([predict_expression(mm, x[cells], genes=gi) for mm in module.members], 0)
-    np.testing.assert_allclose(np.ravel(rec["per_cell"]["before"]), mean[:, 0], atol=1e-5)
-    # through an executor the workers rebuild the ensemble from the record
-    with ThreadPoolExecutor(1) as pool:
-        grids.tl.explain(m, gene, L=4, key_added="p", executor=pool, progress=False)
-    assert list(m.uns["grids"]["explain"]["p"]["selected"]) == list(rec["selected"])
-
-
-def test_bad_n_members_is_refused_before_anything_is_written(sim_small):
-    m = sim_small.copy()
-    for bad in (0, 1.5, True):
-        with pytest.raises(ValueError, match="n_members"):
-            grids.tl.fit_surrogate(m, n_members=bad, **FAST_FIT)
-    assert "grids" not in m.uns

@@ -15,7 +15,6 @@ from ._batch import AtacBatch, make_batch
 from ._cis import CisConfig, CisHeads, CisSurrogate
 from ._cis_incremental import CisIncremental
 from ._cis_train import CisTrainConfig, fit_cis_heads, shared_latent
-from ._ensemble import EnsembleIncremental, SurrogateEnsemble, ensemble_of
 from ._incremental import IncrementalModel, IncrementalSurrogate, Objective
 from ._incremental_sum import EmbeddingSumIncremental, EmbeddingSumState
 from ._loco import LocoHeads, LocoSurrogate
@@ -38,7 +37,6 @@ __all__ = [
     "CisTrainConfig",
     "EmbeddingSumIncremental",
     "EmbeddingSumState",
-    "EnsembleIncremental",
     "IncrementalModel",
     "IncrementalSurrogate",
     "LocoHeads",
@@ -49,10 +47,8 @@ __all__ = [
     "SparseAtacEncoder",
     "Surrogate",
     "SurrogateConfig",
-    "SurrogateEnsemble",
     "TrainConfig",
     "atac_reconstruction_loss",
-    "ensemble_of",
     "fit_cis_heads",
     "shared_latent",
     "fit_loco_state",

@@ -38,18 +38,6 @@ class SurrogateEnsemble(nn.Module):
     def __len__(self) -> int:
         return len(self.members)
 
-    @property
-    def config(self):
-        """The members' architecture (they share it)."""
-        return self.members[0].config
-
-    @property
-    def atac_encoder(self):
-        """The first member's ATAC encoder (for its peaks' chromosomes, which every member
-        shares).
-        """
-        return self.members[0].atac_encoder
-
     def forward(self, *args, **kwargs) -> torch.Tensor:
         """The mean of the members' outputs for the same inputs."""
         return torch.stack([m(*args, **kwargs) for m in self.members]).mean(0)

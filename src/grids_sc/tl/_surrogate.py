@@ -41,7 +41,6 @@ from ..model import (
     surrogate_to_record,
 )
 from ..model._atac import check_chrom_norm
-from ..model._ensemble import ensemble_of
 from ..model._parallel import DataParallel, setup, teardown, want_distributed
 from ._cis import cis_windows, screen_pairs
 
@@ -80,7 +79,6 @@ def fit_surrogate(
     validation_size: float = 0.1,
     device: str = "auto",
     seed: int = 0,
-    n_members: int = 1,
     distributed: bool | None = None,
     progress: bool = True,
     key_added: str = "surrogate",
@@ -166,17 +164,6 @@ def fit_surrogate(
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     seed
         Makes the split and the training repeatable.
-    n_members
-        Fit an ensemble of this many surrogates and predict with the mean of their
-        predictions; :func:`~grids_sc.tl.explain`, :func:`~grids_sc.tl.attribute` and the other
-        tools then use that mean as the surrogate. Member ``i`` is trained with seed
-        ``seed + i`` on its own draw of training and validation cells from the cells outside
-        the test split, which every member leaves out (member 0 is the surrogate of
-        ``n_members=1``). Averaging members that err in different places makes the
-        predicted effects of peak sets closer to the true ones: on simulated data with
-        redundant CREs the search's selections then reach more of the true optimum (figures
-        on the method page, "Ensembles of surrogates"). Fitting, memory and every
-        evaluation cost ``n_members`` times as much.
     distributed
         Data-parallel fit with :mod:`torch.distributed`, one process per device, launched
         by ``torchrun`` (see :mod:`grids_sc.distributed`). Every process calls
@@ -211,8 +198,6 @@ def fit_surrogate(
     chrom_norm = check_chrom_norm(DEFAULT_CHROM_NORM[model] if chrom_norm is None else chrom_norm)
     if cis_max_epochs < 1:
         raise ValueError(f"cis_max_epochs must be at least 1, got {cis_max_epochs}")
-    if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)) or n_members < 1:
-        raise ValueError(f"n_members must be a whole number of at least 1, got {n_members!r}")
     if not (0 < train_size < 1 and 0 < validation_size < 1 and train_size + validation_size < 1):
         raise ValueError("train_size and validation_size must be in (0, 1) and sum to less than 1")
     a_rna, a_atac = check_paired(mdata, rna, atac)
@@ -266,27 +251,22 @@ def fit_surrogate(
     if use_dist:
         parallel, started = setup(device)
         dev = parallel.device
-    modules, history = [], {}
     try:
-        for i in range(n_members):
-            tr, va = (train_idx, val_idx) if i == 0 else member_split(split, groups, seed + i)
-            module, hist, cis_train = _fit(
-                arch,
-                CisHeadSettings(cis_peaks, cis_dim, cis_hidden, cis_max_epochs),
-                train,
-                data=(peak_chrom, x, y, groups, tr, va),
-                windows=windows,
-                gene_chrom=gene_chrom,
-                device=dev,
-                seed=seed + i,
-                progress=progress,
-                parallel=parallel,
-            )
-            modules.append(module)
-            history.update({(k if i == 0 else f"member{i}_{k}"): h for k, h in hist.items()})
+        module, history, cis_train = _fit(
+            arch,
+            CisHeadSettings(cis_peaks, cis_dim, cis_hidden, cis_max_epochs),
+            train,
+            data=(peak_chrom, x, y, groups, train_idx, val_idx),
+            windows=windows,
+            gene_chrom=gene_chrom,
+            device=dev,
+            seed=seed,
+            progress=progress,
+            parallel=parallel,
+        )
     finally:
         teardown(started)
-    record = surrogate_to_record(ensemble_of(modules))
+    record = surrogate_to_record(module)
     obs = a_rna.obs_names.to_numpy().astype(str)
     entry = {
         "model": model,
@@ -321,25 +301,11 @@ def fit_surrogate(
         "genes": a_rna.var_names.to_numpy().astype(str),
         "split": {"train": obs[split == 0], "validation": obs[split == 1], "test": obs[split == 2]},
         "history": {phase: dict(h) for phase, h in history.items()},
-        **({"members": int(n_members)} if n_members > 1 else {}),
     }
     target = copy_of(mdata) if copy else mdata
     records.write(target, "surrogate", key_added, entry, params)
     log.info("added surrogate %r (model %r) to .uns['grids']['surrogates']", key_added, model)
     return target if copy else None
-
-
-def member_split(split: np.ndarray, groups: np.ndarray | None, seed: int) -> tuple:
-    """Training and validation cells of an ensemble member: the cells outside the test split
-    (``split < 2``) drawn again with ``seed``, in the proportions of ``split`` (stratified by
-    ``groups``); the test cells stay out.
-    """
-    rest = np.flatnonzero(split < 2)
-    n_train, n_val = int((split == 0).sum()), int((split == 1).sum())
-    sub = split_cells(
-        len(rest), None if groups is None else groups[rest], seed, (n_train, n_val, 0)
-    )
-    return rest[sub == 0], rest[sub == 1]
 
 
 @dataclass(frozen=True)
