@@ -1,7 +1,8 @@
 """Issue #23: the search and every attribution on an ensemble of surrogates (redundant regime).
 
     python benchmarks/bench_ensemble.py [--seeds 1 2 3] [--members 5] [--sizes 1 3 5]
-        [--full-sizes 1 5] [--methods ...] [--cache DIR]
+        [--full-sizes 1 5] [--methods ...] [--multistart] [--fit k=v ...] [--explain k=v ...]
+        [--cache DIR] [--out rows.csv]
 
 For each data seed, the redundant regime of ``bench_methods.py redundant`` (3 OR pairs open
 in 65-75% of cells and 3 decoys open in 90% per gene; 12 genes, 1,500 peaks, 3,000 cells);
@@ -11,7 +12,12 @@ is the surrogate that ``explain`` searches (and, for the sizes of ``--full-sizes
 method of ``--methods`` ranks on), the same cells and split; L = 8. Reported as in
 ``bench_methods.py redundant``: the fraction of the enumerated true optimum, the OR pairs
 switched off, the predicted change of the group mean (search and test cells), seconds.
-``--cache`` keeps each seed's fitted data set (``seed{s}.h5mu``) for later runs.
+``--multistart`` adds ``grids_multistart``: the search (explain's settings) from every
+method's selection on the search cells, the end with the best search objective kept.
+``--fit`` passes options to ``fit_surrogate`` (e.g. ``cis_peaks=None``), ``--explain`` to
+``explain``. ``--cache`` keeps each seed's fitted data set (``seed{s}.h5mu``) for later runs.
+The ensemble (``model/_ensemble.py``) is put in place of the stored surrogate for
+``tl.explain`` and ``tl.attribute`` by this script only; no public option fits one.
 """
 
 from __future__ import annotations
