@@ -185,9 +185,9 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
 
         Setting a peak to ``p`` changes only the cells where it is not ``p`` already (closing:
         the cells where it is open), so a move is evaluated on the union of its peaks' changed
-        cells and every other cell keeps ``state``'s prediction: O(nnz of the moved peaks)
-        rather than O(cells). Where a move changes most cells (opening peaks that are closed
-        in most of them) it is evaluated on all cells.
+        cells and every other cell keeps ``state``'s prediction: the layers run over the
+        moved peaks' nonzeros rather than over every cell. Where a move changes most cells
+        (opening peaks that are closed in most of them) it is evaluated on all cells.
         """
         h, hid, z, s = state.h, state.hid, state.z, state.s
         peaks = torch.cat([restore, perturb], dim=1)  # [m, q]: every peak the move changes
@@ -220,10 +220,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
                 h[at], hid[at], z[cells], None if s is None else s[cells], peaks[idx], c,
                 torch.gather(change[idx], 2, cells[:, None, :].expand(-1, q, -1)),
             )  # fmt: skip
-            y_moved = torch.where(valid[..., None], y_moved, y[cells])
-            rows = out[idx]
-            rows.scatter_(1, cells[..., None].expand(-1, -1, y.shape[-1]), y_moved)
-            out[idx] = rows
+            out[idx[:, None], cells] = torch.where(valid[..., None], y_moved, y[cells])
         return out
 
     def _expression_of(self, state: EmbeddingSumState) -> torch.Tensor:
