@@ -18,8 +18,6 @@ had). The per-gene cis heads are fit afterwards on the frozen state by
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -31,7 +29,7 @@ from ._batch import make_batch
 from ._loco import LocoSurrogate
 from ._parallel import DataParallel
 from ._surrogate import _mlp
-from ._train import TrainConfig, make_adamw
+from ._train import EarlyStopping, TrainConfig, make_adamw
 
 
 class _RnaLoss(nn.Module):
@@ -79,7 +77,7 @@ def _run_phase(loss_fn, inputs, train_idx, val_idx, cfg, rng, parallel, desc, pr
     step = parallel.wrap(loss_fn)
     batch_size = parallel.batch_size(cfg.batch_size)
     val_share = parallel.shard(np.asarray(val_idx))
-    best, best_state, wait = np.inf, None, 0
+    stopping = EarlyStopping(loss_fn, cfg.patience)
     train_hist, val_hist = [], []
     bar = tqdm(range(cfg.max_epochs), desc=desc, disable=not progress, leave=False)
     for _epoch in bar:
@@ -107,16 +105,10 @@ def _run_phase(loss_fn, inputs, train_idx, val_idx, cfg, rng, parallel, desc, pr
         val = val_total / max(val_n, 1)
         val_hist.append(val)
         bar.set_postfix(train=f"{train_hist[-1]:.4f}", val=f"{val:.4f}")
-        if val < best - 1e-5 * abs(best) or best_state is None:
-            best, wait = val, 0
-            best_state = copy.deepcopy(loss_fn.state_dict())
-        else:
-            wait += 1
-            if wait >= cfg.patience:
-                break
+        if stopping.update(val):
+            break
     bar.close()
-    if best_state is not None:
-        loss_fn.load_state_dict(best_state)
+    stopping.restore()
     loss_fn.eval()
     return np.asarray(train_hist), np.asarray(val_hist)
 

@@ -265,6 +265,30 @@ def fit_surrogate_module(
     return history
 
 
+class EarlyStopping:
+    """Keep the weights of ``module`` at its best validation loss so far; say when
+    ``patience`` epochs in a row have not improved it by a relative 1e-5.
+    """
+
+    def __init__(self, module: nn.Module, patience: int) -> None:
+        self.module, self.patience = module, patience
+        self.best, self.state, self.wait = np.inf, None, 0
+
+    def update(self, val: float) -> bool:
+        """Record an epoch's validation loss; ``True`` when training should stop."""
+        if val < self.best - 1e-5 * abs(self.best) or self.state is None:
+            self.best, self.wait = val, 0
+            self.state = copy.deepcopy(self.module.state_dict())
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+    def restore(self) -> None:
+        """Load the best epoch's weights back (if any epoch ran)."""
+        if self.state is not None:
+            self.module.load_state_dict(self.state)
+
+
 def _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, progress, parallel):
     loss_fn = _PhaseLoss(module, phase, cfg, gen)
     opt = make_adamw(loss_fn.parameters(), cfg.lr, cfg.weight_decay)
@@ -277,7 +301,7 @@ def _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, p
     metric = "expression" if phase == "translate" else "loss"
     batch_size = parallel.batch_size(cfg.batch_size)
     val_share = parallel.shard(np.asarray(val_idx))
-    best, best_state, wait = np.inf, None, 0
+    stopping = EarlyStopping(module, cfg.patience)
     train_hist, val_hist = [], []
     bar = tqdm(
         range(cfg.max_epochs), desc=f"surrogate [{phase}]", disable=not progress, leave=False
@@ -304,16 +328,10 @@ def _run_phase(module, data, phase, train_idx, val_idx, cfg, device, rng, gen, p
         val = float(val_total) / max(float(val_n), 1)
         val_hist.append(val)
         bar.set_postfix(train=f"{train_hist[-1]:.4f}", val=f"{val:.4f}")
-        if val < best - 1e-5 * abs(best) or best_state is None:
-            best, wait = val, 0
-            best_state = copy.deepcopy(module.state_dict())
-        else:
-            wait += 1
-            if wait >= cfg.patience:
-                break
+        if stopping.update(val):
+            break
     bar.close()
-    if best_state is not None:
-        module.load_state_dict(best_state)
+    stopping.restore()
     return {"train": np.asarray(train_hist), "val": np.asarray(val_hist)}
 
 
