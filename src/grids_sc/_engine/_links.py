@@ -39,7 +39,7 @@ from ..model._cis import CisConfig, CisSurrogate
 from ..model._cis_train import CisTrainConfig, fit_cis_heads, shared_latent
 from ..model._screen import screen_pairs
 from ._plan import Task
-from ._selection import explain_task, problems
+from ._selection import problems, search_task
 from ._settings import SelectionSettings
 
 Z95 = float(norm.ppf(0.975))
@@ -272,9 +272,9 @@ def link_set_task(module, rows, task: Task, settings: SelectionSettings, dev) ->
     each of its peaks the effect of closing it alone and the loss when only it is restored,
     with intervals over the search cells. Runs on workers.
     """
-    record, _ = explain_task(module, rows, task, settings, dev)
+    cells, _, probs = problems(module, rows, task, settings, dev)
+    record, _ = search_task(cells, probs, task, settings)
     sel = np.asarray(record["selected_index"], dtype=np.int64)
-    _, _, probs = problems(module, rows, task, settings, dev)
     prob = probs["train"]
     t = torch.from_numpy(sel)
     before, full = prob.per_cell(t)

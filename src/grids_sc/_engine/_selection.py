@@ -116,6 +116,15 @@ def explain_task(
     :func:`~grids_sc._engine._progress.on_step`).
     """
     cells, _, probs = problems(module, rows, task, settings, dev)
+    return search_task(cells, probs, task, settings, progress)
+
+
+def search_task(
+    cells: dict, probs: dict, task: Task, settings: SelectionSettings, progress=None
+) -> tuple[dict, dict] | Skipped:
+    """:func:`explain_task` on the group's cells and problems (:func:`problems`) when the
+    caller has built them already.
+    """
     skipped = unexpressed(task, probs)
     if skipped is not None:
         return skipped
