@@ -52,6 +52,7 @@ CASES = [
     ("cis", "single", "open", "greedy"),
     ("grids", "pair", "open", "first_order"),
     ("grids", "single", "close", "greedy"),
+    ("cis", "pair", "close", "first_order+integrated_gradients"),
 ]
 
 

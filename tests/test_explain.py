@@ -174,6 +174,57 @@ def test_greedy_init_is_at_least_as_good_as_the_first_order_ranking(problem):
         run_search(problem, 8, init="best")
 
 
+def test_search_from_given_starts_ends_at_or_below_each(problem):
+    """Starts given as selections: one search from each (then the random restarts), each
+    beginning at its start's objective and never ending above it; the best is kept.
+    """
+    rng = np.random.default_rng(0)
+    starts = [rng.choice(problem.n_features, 6, replace=False) for _ in range(2)]
+    res = run_search(problem, 6, n_steps=30, init=["first_order", *starts], restarts=2)
+    assert len(res.traces) == 4 and res.restart_selections.shape == (4, 6)
+    for start, trace in zip(starts, res.traces[1:3]):
+        assert trace[0] == pytest.approx(problem.value(torch.as_tensor(start)), abs=1e-6)
+        assert trace[-1] <= trace[0] + 1e-9
+    assert res.best_restart == int(np.argmin(res.restart_scores))
+    assert res.value == pytest.approx(min(t[-1] for t in res.traces))
+    one = run_search(problem, 6, n_steps=30)
+    np.testing.assert_array_equal(res.traces[0], one.traces[0])  # the first start as alone
+    for bad in ([0, 1, 2], [0, 0, 1, 2, 3, 4], [0, 1, 2, 3, 4, problem.n_features]):
+        with pytest.raises(ValueError, match="distinct candidate features"):
+            run_search(problem, 6, init=[np.array(bad)])
+    cand = torch.ones(problem.n_features, dtype=torch.bool)
+    cand[0] = False
+    with pytest.raises(ValueError, match="distinct candidate features"):
+        run_search(problem, 6, candidates=cand, init=[np.arange(6)])
+
+
+def test_explain_from_several_starts_keeps_the_best_on_validation(fitted, sim_small):
+    """``init="first_order+integrated_gradients"``: the second search starts from the set
+    ``attribute(method="integrated_gradients")`` selects, and the kept one is the better of
+    the two on the validation cells, as the runs from each start alone would say.
+    """
+    kw = dict(L=6, groupby="celltype", groups="type0", window=250_000, progress=False)
+    grids.tl.explain(fitted, "gene1", init=["first_order", "integrated_gradients"], **kw)
+    grids.tl.attribute(fitted, "gene1", "integrated_gradients", key_added="ig", **kw)
+    grids.tl.explain(fitted, "gene1", init="integrated_gradients", key_added="from_ig", **kw)
+    grids.tl.explain(fitted, "gene1", key_added="from_fo", **kw)
+    st = fitted.uns["grids"]["explain"]
+    both, ig = st["grids_gene1_type0"], st["ig"]
+    assert both["settings"]["init"] == "first_order+integrated_gradients"
+    traces = both["restart_traces"]
+    assert traces.shape[0] == 2 and len(both["restart_scores"]) == 2
+    # the second search begins at integrated gradients' set (its change of the mean)
+    assert traces[1, 0] == pytest.approx(ig["delta"]["rel_of_means_train"], abs=1e-6)
+    for i, key in enumerate(("from_fo", "from_ig")):
+        alone = st[key]
+        assert alone["restart_scores"][0] == pytest.approx(both["restart_scores"][i], abs=1e-7)
+        np.testing.assert_allclose(alone["trace"], traces[i][np.isfinite(traces[i])], atol=1e-7)
+    best = int(np.argmin(both["restart_scores"]))
+    assert both["best_restart"] == best
+    assert sorted(both["selected"]) == sorted(st[("from_fo", "from_ig")[best]]["selected"])
+    assert "grids_gene1_type0_frequency" in fitted["atac"].var
+
+
 def test_rel_delta_leaves_out_cells_predicted_near_zero():
     from grids_sc._engine import delta_stats
 

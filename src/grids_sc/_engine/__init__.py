@@ -7,7 +7,7 @@ arguments, build a :class:`SelectionSettings`, call :func:`make_plan` and :func:
 and store the results with :func:`write_results`.
 """
 
-from ._attribution import EXPENSIVE, attribute_task, correlation_inputs
+from ._attribution import attribute_task, correlation_inputs
 from ._batched import (
     BATCH_MIN_TASKS,
     BATCH_SIZE,
@@ -27,13 +27,13 @@ from ._settings import (
     MOVES,
     PERTURB,
     Direction,
-    Init,
     Model,
     Moves,
     Perturb,
     SelectionSettings,
     check_objective,
 )
+from ._starts import EXPENSIVE, INIT_NAMES, init_names
 from ._write import write_results
 
 __all__ = [
@@ -46,12 +46,12 @@ __all__ = [
     "use_batches",
     "DIRECTION",
     "EXPENSIVE",
+    "INIT_NAMES",
     "MIN_GROUP_CELLS",
     "MODELS",
     "MOVES",
     "PERTURB",
     "Direction",
-    "Init",
     "Model",
     "Moves",
     "Perturb",
@@ -67,6 +67,7 @@ __all__ = [
     "delta_stats",
     "explain_task",
     "group_cells",
+    "init_names",
     "make_plan",
     "problems",
     "run_bar",

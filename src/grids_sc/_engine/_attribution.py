@@ -8,13 +8,12 @@ import numpy as np
 from mudata import MuData
 
 from .._inputs import peak_chromosomes, rna_values
-from ..attribution import SCORERS, correlation_z
-from ..attribution._methods import engine_arguments
+from ..attribution import correlation_z
 from ._plan import Task
 from ._selection import Skipped, problems, selection_record, unexpressed
 from ._settings import SelectionSettings
+from ._starts import scored_features
 
-EXPENSIVE = ("lime", "sage", "fimap")
 MIN_BACKGROUND = 50
 
 
@@ -31,20 +30,18 @@ def attribute_task(
     if skipped is not None:
         return skipped
     mask = task.candidates
-    feats = np.flatnonzero(mask)
-    if method in EXPENSIVE and len(feats) > max_features:
-        first = SCORERS["first_order"](probs["train"], feats)
-        feats = np.sort(feats[np.argsort(-first, kind="stable")[:max_features]])
-    n_ranked = {"n_ranked": int(len(feats))}
     if method == "correlation":
+        feats = np.flatnonzero(mask)
         scores = _correlation(rows, task, local["train"], feats, settings, method_kwargs)
+        scores = np.asarray(scores, dtype=np.float64)
     else:
-        scorer = SCORERS[method]
-        fixed = engine_arguments(scorer, seed=seed, L=L)
-        scores = scorer(probs["train"], feats, **fixed, **method_kwargs)
-    scores = np.asarray(scores, dtype=np.float64)
-    if not np.isfinite(scores).all():
-        raise FloatingPointError(f"{method} gave non-finite scores for {task.name!r}")
+        try:
+            feats, scores = scored_features(
+                method, probs["train"], mask, L, seed, method_kwargs, max_features
+            )
+        except FloatingPointError as err:
+            raise FloatingPointError(f"{err} for {task.name!r}") from None
+    n_ranked = {"n_ranked": int(len(feats))}
     order = np.argsort(-scores, kind="stable")[:L]
     full = np.full(len(mask), np.nan)
     full[feats] = scores

@@ -25,6 +25,7 @@ from ._plan import Task
 from ._progress import on_step
 from ._selection import search_record, unexpressed
 from ._settings import SelectionSettings
+from ._starts import search_starts
 
 BATCH_SIZE = 64  # tasks per batch (the default of explain's batch_size)
 BATCH_MIN_TASKS = 8  # explain(batched=None) runs batches from this many tasks on
@@ -121,8 +122,14 @@ def explain_batch(module, rows, batch: TaskBatch, settings: SelectionSettings, d
         restarts=settings.restarts,
         seed=settings.seed,
         moves=settings.moves,
-        init=settings.init,
-    )
+        inits=[
+            search_starts(
+                settings.init, probs[t]["train"], batch.tasks[t].candidates, settings.L,
+                settings.seed,
+            )
+            for t in live
+        ],
+    )  # fmt: skip
     if hasattr(progress, "close"):
         progress.close()
     for t, res in zip(live, found):

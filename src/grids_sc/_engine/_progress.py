@@ -81,7 +81,7 @@ def on_step(task, settings, report: Callable | None) -> Callable | None:
         if debug:
             logger.debug(
                 "explain %s in %s: restart %d/%d, step %d/%d, objective %+.5f",
-                task.name, task.group, restart + 1, settings.restarts, step, settings.n_steps,
+                task.name, task.group, restart + 1, settings.n_searches, step, settings.n_steps,
                 objective,
             )  # fmt: skip
         if report is not None:
@@ -91,7 +91,7 @@ def on_step(task, settings, report: Callable | None) -> Callable | None:
                 "group": task.group,
                 "key": task.key,
                 "restart": restart,
-                "restarts": settings.restarts,
+                "restarts": settings.n_searches,
                 "step": step,
                 "n_steps": settings.n_steps,
                 "value": value,

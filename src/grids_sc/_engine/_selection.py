@@ -15,6 +15,7 @@ from ..search import EmbeddingSumProblem, run_search
 from ._plan import Task
 from ._progress import on_step
 from ._settings import SelectionSettings
+from ._starts import search_starts
 
 REL_FLOOR = 0.01  # Rel Δ counts cells predicted at >= 1% of the group mean
 
@@ -139,7 +140,7 @@ def search_task(
         seed=settings.seed,
         validation=probs.get("validation"),
         moves=settings.moves,
-        init=settings.init,
+        init=search_starts(settings.init, probs["train"], mask, settings.L, settings.seed),
         on_step=on_step(task, settings, progress),
     )
     if hasattr(progress, "close"):
@@ -216,7 +217,7 @@ def selection_record(
     rank = np.zeros(len(mask), dtype=np.int64)
     rank[sel.numpy()] = np.arange(1, len(sel) + 1)
     columns = {"selected": rank > 0, "rank": rank, "score": score.astype(np.float64)}
-    if frequency is not None and settings.restarts > 1:
+    if frequency is not None and settings.n_searches > 1:
         columns["frequency"] = frequency
     per_peak = {
         "rank": np.arange(1, len(sel) + 1),

@@ -9,20 +9,16 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from ..search._run import INITS
-
 Model = Literal["grids", "cis", "loco"]
 Perturb = Literal["close", "open"]
 Direction = Literal["down", "up"]
 Moves = Literal["pair", "single"]
-Init = Literal["first_order", "greedy"]
 
 MODELS: tuple[str, ...] = get_args(Model)  # fit_surrogate(model=)
 PERTURB: dict[str, float] = {"close": 0.0, "open": 1.0}  # the value a perturbed peak is set to
 DIRECTION: dict[str, float] = {"down": 1.0, "up": -1.0}  # the sign of the objective
 MOVES: tuple[str, ...] = get_args(Moves)
 assert set(PERTURB) == set(get_args(Perturb)) and set(DIRECTION) == set(get_args(Direction))
-assert tuple(INITS) == get_args(Init)
 
 
 def check_objective(perturb: str, direction: str, L) -> None:
@@ -49,7 +45,8 @@ class SelectionSettings:
     L, perturb, direction, window, split_seed, seed, groupby
         As in :func:`grids_sc.tl.explain` (``window``/``groupby``: ``None`` when unused).
     n_candidates, n_steps, restarts, moves, init
-        The search's settings (``method="grids"``).
+        The search's settings (``method="grids"``; ``init``: the starts' names joined by
+        ``"+"``).
     max_features, options
         The attribution's prefilter size and its method's keyword arguments.
     """
@@ -67,7 +64,7 @@ class SelectionSettings:
     n_steps: int = 500
     restarts: int = 1
     moves: Moves = "pair"
-    init: Init = "first_order"
+    init: str = "first_order"
     max_features: int = 2000
     options: dict = field(default_factory=dict)
 
@@ -105,6 +102,11 @@ class SelectionSettings:
     def perturb_value(self) -> float:
         """The value perturbed peaks are set to."""
         return PERTURB[self.perturb]
+
+    @property
+    def n_searches(self) -> int:
+        """Searches per task: one from each start of ``init``, then ``restarts - 1``."""
+        return len(self.init.split("+")) + self.restarts - 1
 
     @property
     def sign(self) -> float:

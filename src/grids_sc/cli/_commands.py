@@ -289,8 +289,7 @@ def _executor(value: str | None):
 def add_explain(sub, common) -> None:
     """``grids explain``."""
     from .. import tl
-    from .._engine import DIRECTION, MOVES, PERTURB
-    from ..search._run import INITS
+    from .._engine import DIRECTION, INIT_NAMES, MOVES, PERTURB
 
     p = sub.add_parser(
         "explain",
@@ -309,7 +308,7 @@ def add_explain(sub, common) -> None:
         p,
         tl.explain,
         skip={"gene", "executor"},
-        choices={"perturb": PERTURB, "direction": DIRECTION, "moves": MOVES, "init": INITS},
+        choices={"perturb": PERTURB, "direction": DIRECTION, "moves": MOVES, "init": INIT_NAMES},
     )
     has_executor = _executor_option(p, tl.explain)
     p.set_defaults(run=partial(_explain, names=names, has_executor=has_executor))

@@ -64,6 +64,7 @@ def run_searches(
     candidates: Sequence[torch.Tensor | None],
     validations: Sequence[SubsetProblem | None] | None = None,
     on_steps: Sequence[Callable | None] | None = None,
+    inits: Sequence | None = None,
     answers: Callable[[str, dict], dict] | None = None,
     **options,
 ) -> list[SearchResult]:
@@ -82,6 +83,9 @@ def run_searches(
         Each search's validation problem (restarts are ranked on it).
     on_steps
         Each search's ``on_step`` hook (see :func:`~grids_sc.search.run_search`).
+    inits
+        Each search's ``init`` (its starts, e.g. other methods' selections), overriding
+        ``options["init"]``.
     answers
         ``answers(kind, {search: request}) -> {search: answer}``; default
         :class:`BatchAnswers`.
@@ -92,6 +96,8 @@ def run_searches(
     n = len(problems)
     validations = list(validations) if validations is not None else [None] * n
     on_steps = list(on_steps) if on_steps is not None else [None] * n
+    if inits is not None:
+        options = {k: v for k, v in options.items() if k != "init"}
     answers = answers if answers is not None else BatchAnswers(problems, validations)
     gens = [
         search_requests(
@@ -101,6 +107,7 @@ def run_searches(
             validate=validations[i] is not None,
             on_step=on_steps[i],
             **options,
+            **({} if inits is None else {"init": inits[i]}),
         )
         for i in range(n)
     ]

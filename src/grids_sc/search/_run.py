@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +11,9 @@ import torch
 from ._optimizer import GridsOptimizer, answer_all, greedy_requests, initial_selection
 from ._problem import SubsetProblem
 
-INITS = ("first_order", "greedy")  # where restart 0 starts
+INITS = ("first_order", "greedy")  # starts the search builds itself
+
+Start = str | np.ndarray | torch.Tensor  # a name of INITS or a selection to start from
 
 
 @dataclass
@@ -61,17 +63,18 @@ def run_search(
     callback=None,
     moves: str = "single",
     pair_pool: int = 64,
-    init: str = "first_order",
+    init: Start | Sequence[Start] = "first_order",
     on_step: Callable[[int, int, float], None] | None = None,
 ) -> SearchResult:
     """Minimise ``problem`` over selections of ``size`` features.
 
-    Restart 0 starts from ``init``: ``"greedy"`` (:func:`greedy_selection`: features added one
-    at a time by their exact effect given the earlier ones) or ``"first_order"`` (the top
-    ``size`` first-order features, as in the paper: ``attribute(method="first_order")``);
-    each further restart from a random ``size`` of the top ``4 * size`` first-order features
-    (seeded).
-    The best restart is chosen on ``validation`` when given (held-out cells), else on the
+    The first search starts from ``init``: ``"greedy"`` (:func:`greedy_selection`: features
+    added one at a time by their exact effect given the earlier ones), ``"first_order"`` (the
+    top ``size`` first-order features, as in the paper: ``attribute(method="first_order")``)
+    or a selection of ``size`` distinct candidate features (e.g. another method's top
+    ``size``). A sequence of starts runs one search from each; then ``restarts - 1`` more
+    from a random ``size`` of the top ``4 * size`` first-order features (seeded).
+    The best search is chosen on ``validation`` when given (held-out cells), else on the
     search objective. ``moves`` and ``pair_pool`` are passed to
     :class:`~grids_sc.search.GridsOptimizer`.
 
@@ -113,7 +116,7 @@ def search_requests(
     callback=None,
     moves: str = "single",
     pair_pool: int = 64,
-    init: str = "first_order",
+    init: Start | Sequence[Start] = "first_order",
     on_step: Callable[[int, int, float], None] | None = None,
 ):
     """:func:`run_search` as a generator of the questions it asks its problems
@@ -126,16 +129,19 @@ def search_requests(
     n_cand = int(cand.sum())
     if size < 1 or size > n_cand:
         raise ValueError(f"L must be between 1 and the {n_cand} candidate features, got {size}")
-    if init not in INITS:
-        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+    starts = check_starts(init, cand, size)
     rng = np.random.default_rng(seed)
     d0 = yield ("first_order", torch.empty(0, dtype=torch.long))
     sels, traces, scores, steps = [], [], [], []
-    for r in range(restarts):
-        if r == 0 and init == "greedy":
+    n_runs = len(starts) + restarts - 1
+    for r in range(n_runs):
+        start = starts[r] if r < len(starts) else None
+        if isinstance(start, torch.Tensor):
+            sel = start.clone()
+        elif start == "greedy":
             sel = yield from greedy_requests(cand, size, n_candidates)
         else:
-            sel = initial_selection(d0, cand, size, rng if r > 0 else None)
+            sel = initial_selection(d0, cand, size, rng if start is None else None)
         value = yield ("value", sel)
         opt = GridsOptimizer(
             [sel],
@@ -168,7 +174,7 @@ def search_requests(
     order = np.argsort(d_final[sels[best]], kind="stable")
     freq = np.zeros(n, dtype=np.float64)
     for s in sels:
-        freq[s] += 1.0 / restarts
+        freq[s] += 1.0 / n_runs
     return SearchResult(
         selection=sels[best][order],
         value=float(traces[best][-1]),
@@ -179,3 +185,28 @@ def search_requests(
         best_restart=best,
         steps=steps,
     )
+
+
+def check_starts(init, candidates: torch.Tensor, size: int) -> list:
+    """``init`` as a list of starts: names of :data:`INITS` and selections (as ``long``
+    tensors), each checked (``size`` distinct candidate features).
+    """
+    items = [init] if isinstance(init, (str, np.ndarray, torch.Tensor)) else list(init)
+    if not items:
+        raise ValueError("init must name at least one start")
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in INITS:
+                raise ValueError(f"init must be one of {list(INITS)} or a selection, got {item!r}")
+            out.append(item)
+            continue
+        sel = torch.as_tensor(np.asarray(item), dtype=torch.long).reshape(-1).cpu()
+        ok = len(sel) == size and len(torch.unique(sel)) == size
+        ok = ok and bool(((sel >= 0) & (sel < len(candidates))).all())
+        if not ok or not bool(candidates[sel].all()):
+            raise ValueError(
+                f"a start must be {size} distinct candidate features, got {sel.tolist()}"
+            )
+        out.append(sel)
+    return out

@@ -16,6 +16,7 @@ from .._engine import (
     check_progress,
     explain_batch,
     explain_task,
+    init_names,
     make_plan,
     run_bar,
     run_batches,
@@ -27,7 +28,6 @@ from .._engine import (
 )
 from .._logging import timed
 from .._mudata import check_copy
-from ..search._run import INITS
 from ._surrogate import get_surrogate
 
 
@@ -46,7 +46,7 @@ def explain(
     window: int | None = None,
     restarts: int = 1,
     moves: str = "pair",
-    init: str = "first_order",
+    init: str | Sequence[str] = "first_order",
     split_seed: int = 2023,
     device: str = "auto",
     seed: int = 0,
@@ -96,7 +96,8 @@ def explain(
         needs gene coordinates in the RNA ``var``. ``None``: all peaks.
     restarts
         Searches from different starts; the best on validation cells is kept and each peak's
-        selection frequency is reported as its confidence.
+        selection frequency is reported as its confidence. With several ``init`` starts,
+        ``restarts - 1`` random restarts follow them.
     moves
         ``"pair"``: each step also tries replacing two selected peaks by two new ones, scored
         by the second-order interaction of the peaks in the surrogate, so redundant (OR)
@@ -106,7 +107,14 @@ def explain(
         Where the search starts: ``"greedy"`` builds the start one peak at a time, each
         addition evaluated exactly given the peaks already chosen
         (:func:`grids_sc.search.greedy_selection`); ``"first_order"`` starts from the top
-        ``L`` first-order scores (``attribute(method="first_order")``), as in the paper.
+        ``L`` first-order scores (``attribute(method="first_order")``), as in the paper; an
+        attribution method's name (``"integrated_gradients"``, ``"saliency"``,
+        ``"smoothgrad"``, ``"lime"``, ``"sage"``, ``"fimap"``) starts from that method's top
+        ``L`` on the search cells (as :func:`grids_sc.tl.attribute` ranks them). Several
+        starts (a list, or names joined by ``"+"``, e.g.
+        ``"first_order+integrated_gradients"``) run one search from each, as restarts: the
+        one that does best on the validation cells is kept, and it can only end at or below
+        the objective of its own start on the search cells. See :ref:`search-starts`.
     split_seed
         Seed of the search/validation/test split of each group (2023 as in the paper).
     device
@@ -186,8 +194,7 @@ def explain(
     check_objective(perturb, direction, L)
     if moves not in MOVES:
         raise ValueError(f"moves must be one of {list(MOVES)}, got {moves!r}")
-    if init not in INITS:
-        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+    init = "+".join(init_names(init))
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if n_candidates < 1 or n_steps < 0 or restarts < 1:
