@@ -65,6 +65,15 @@ def test_explain_equals_the_python_api(files):
     assert f"{KEY}_rank" in ex["atac"].var.columns
 
 
+def test_explain_from_several_starts(files, tmp_path):
+    out = tmp_path / "starts.h5mu"
+    argv = ["explain", str(files / "fit.h5mu"), "-o", str(out), "-q", *EXPLAIN]
+    assert main([*argv, "--init", "first_order", "integrated_gradients"]) == 0
+    rec = mudata.read_h5mu(out).uns["grids"]["explain"][KEY]
+    assert rec["settings"]["init"] == "first_order+integrated_gradients"
+    assert len(rec["restart_scores"]) == 2
+
+
 def test_genes_and_gene_sets_in_one_run(files, tmp_path):
     out = tmp_path / "sets.h5mu"
     argv = ["explain", str(files / "fit.h5mu"), "-o", str(out), "-q", "-g", "CCR7"]
