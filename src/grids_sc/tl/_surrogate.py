@@ -46,6 +46,9 @@ from ._cis import cis_windows, screen_pairs
 
 # fit_surrogate(chrom_norm=None)
 DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer", "loco": "center"}
+# model="loco": a gene keeps its cis head only when the head lowers its validation loss by at
+# least this fraction of the state's alone (CisTrainConfig.keep_margin; benchmarks/README.md)
+LOCO_KEEP_MARGIN = 0.02
 MIN_CELLS = 20
 
 
@@ -415,7 +418,9 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
         module = LocoSurrogate(arch, cis_cfg, pc, gc, torch.from_numpy(pg), torch.from_numpy(pp))
         shared = {k: v for k, v in state.state_dict().items() if not k.startswith("cis.")}
         module.load_state_dict(shared, strict=False)
-        cis_train = CisTrainConfig(batch_size=train.batch_size, max_epochs=cis.max_epochs)
+        cis_train = CisTrainConfig(
+            batch_size=train.batch_size, max_epochs=cis.max_epochs, keep_margin=LOCO_KEEP_MARGIN
+        )
         history["cis"] = fit_cis_heads(
             module, x, y, train_idx, val_idx, cis_train, device=device, seed=seed,
             progress=progress, parallel=parallel,
