@@ -102,8 +102,15 @@ def rules(args) -> None:
         rel = (ev_s.mean(0) - ev_h.mean(0)) / ev_s.mean(0)
         diff = ev_s - ev_h
         tstat = diff.mean(0) / (diff.std(0, ddof=1) / np.sqrt(len(diff)) + 1e-12)
-        print(f"{path}: {d['data'] if 'data' in d else 'a549'}, seed {int(d['seed'])}, ridge {np.nanmedian(d['ridge_r']):.4f}, "
+        name = str(d["data"]) if "data" in d else "a549"
+        print(f"{path}: {name}, seed {int(d['seed'])}, ridge {np.nanmedian(d['ridge_r']):.4f}, "
               f"fit {float(d['fit_s']):.0f} s")  # fmt: skip
+        if yt.shape[1] <= 20:  # per gene: validation gain, paired t, held-out r
+            rs = pearson_per_column(np.maximum(st, 0), yt)
+            rh = pearson_per_column(np.maximum(ft, 0), yt)
+            for g in range(yt.shape[1]):
+                print(f"    gene {g}: relative gain {rel[g]:.4f}, t {tstat[g]:.2f}, held-out r "
+                      f"state {rs[g]:.3f}, with head {rh[g]:.3f}, ridge {d['ridge_r'][g]:.3f}")  # fmt: skip
         print(f"  state alone: {_median_r(st, yt):.4f}; every head kept: {_median_r(ft, yt):.4f}")
         print(f"  relative validation improvement, quantiles 10/50/90/99%: "
               f"{np.round(np.quantile(rel, [0.1, 0.5, 0.9, 0.99]), 4)}")  # fmt: skip
