@@ -110,7 +110,8 @@ def rules(args) -> None:
             rh = pearson_per_column(np.maximum(ft, 0), yt)
             for g in range(yt.shape[1]):
                 print(f"    gene {g}: relative gain {rel[g]:.4f}, t {tstat[g]:.2f}, held-out r "
-                      f"state {rs[g]:.3f}, with head {rh[g]:.3f}, ridge {d['ridge_r'][g]:.3f}")  # fmt: skip
+                      f"state {rs[g]:.3f}, with head {rh[g]:.3f}, "
+                      f"ridge {d['ridge_r'][g]:.3f}")  # fmt: skip
         print(f"  state alone: {_median_r(st, yt):.4f}; every head kept: {_median_r(ft, yt):.4f}")
         print(f"  relative validation improvement, quantiles 10/50/90/99%: "
               f"{np.round(np.quantile(rel, [0.1, 0.5, 0.9, 0.99]), 4)}")  # fmt: skip
