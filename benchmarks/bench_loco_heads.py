@@ -1,6 +1,7 @@
 """Which LOCO heads to keep on A549 (issue #21): the heads against the state alone, per gene.
 
     python benchmarks/bench_loco_heads.py fit --seed 0 --out loco_heads_s0.npz [--margin 0]
+        [--sparsity 0.01] [--data a549]
     python benchmarks/bench_loco_heads.py rules loco_heads_s0.npz [loco_heads_s1.npz ...]
 
 ``fit`` runs ``fit_surrogate(model="loco", groupby="dex_time", seed=...)`` on the sci-CAR A549
@@ -57,6 +58,12 @@ def fit(args) -> None:
     t = time.perf_counter()
     if args.margin is not None:
         fit_module.LOCO_KEEP_MARGIN = args.margin
+    if args.sparsity is not None:  # the heads' group-lasso weight (a variant)
+        import functools
+
+        from grids_sc.model import CisTrainConfig
+
+        fit_module.CisTrainConfig = functools.partial(CisTrainConfig, sparsity=args.sparsity)
     grids.tl.fit_surrogate(m, model="loco", groupby=groupby, seed=args.seed, progress=False)
     fit_s = time.perf_counter() - t
     f = grids.tl.get_surrogate(m)
@@ -131,6 +138,7 @@ def main() -> None:
     a.add_argument("--data", default="a549", help="a data set of bench_fidelity.load")
     a.add_argument("--out", required=True)
     a.add_argument("--margin", type=float, help="the heads' keep margin (default: the package's)")
+    a.add_argument("--sparsity", type=float, help="the heads' group-lasso weight (default 3e-3)")
     b = sub.add_parser("rules")
     b.add_argument("files", nargs="+")
     b.add_argument("--margins", type=float, nargs="+", default=[0, 0.005, 0.01, 0.02, 0.03, 0.05])
