@@ -1,6 +1,8 @@
 """The LOCO surrogate (``fit_surrogate(model="loco")``): its incremental interface is exact
 (the checks of ``tests/test_incremental.py``, run here on a LOCO model), the state leaves the
-gene's own chromosome out, records round-trip, and it learns OR logic on the simulator.
+gene's own chromosome out, records round-trip, it learns OR logic on the simulator, a head
+is kept only when it beats the state alone by the keep margin (``explain`` warns for a gene
+without one), and a LOCO surrogate fit before the margin reads back into the same numbers.
 """
 
 import io
