@@ -2,7 +2,7 @@
 
     python benchmarks/bench_fidelity.py [--data sim sim-redundant sim-confounded pbmc a549]
         [--models grids cis loco] [--epochs 60] [--threads 2] [--data-seeds 1 2]
-        [--fit-seeds 0 1 2] [--explain]
+        [--fit-seeds 0 1 2] [--explain] [--loco-keep-margin 0.01]
     python benchmarks/bench_fidelity.py --a549-study [--seeds 0 1 2] [--settings defaults]
 
 ``--explain`` adds, on ``sim-redundant``, the fraction of the enumerated true optimum that
@@ -247,8 +247,16 @@ def main() -> None:
     ap.add_argument(
         "--explain", action="store_true", help="sim-redundant: explain's fraction of the optimum"
     )
+    ap.add_argument(
+        "--loco-keep-margin", type=float, help="model='loco': the heads' keep margin (default: "
+        "the package's, grids_sc.tl._surrogate.LOCO_KEEP_MARGIN)",
+    )  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.loco_keep_margin is not None:
+        import grids_sc.tl._surrogate as fit_module
+
+        fit_module.LOCO_KEEP_MARGIN = args.loco_keep_margin
     if args.a549_study:
         a549_study(args.seeds, args.settings)
         return

@@ -1,9 +1,13 @@
 """The LOCO surrogate (``fit_surrogate(model="loco")``): its incremental interface is exact
 (the checks of ``tests/test_incremental.py``, run here on a LOCO model), the state leaves the
-gene's own chromosome out, records round-trip, and it learns OR logic on the simulator.
+gene's own chromosome out, records round-trip, it learns OR logic on the simulator, a head
+is kept only when it beats the state alone by the keep margin (``explain`` warns for a gene
+without one), and a LOCO surrogate fit before the margin reads back into the same numbers.
 """
 
+import io
 import itertools
+from pathlib import Path
 
 import mudata
 import numpy as np
@@ -186,3 +190,92 @@ def test_loco_state_reads_the_cell_state_from_other_chromosomes(confounded):
     assert np.median(r_state) > 0.2
     assert np.median(r_full) > np.median(r_state) + 0.05
     assert (np.sign(r_u[b != 0]) == np.sign(b[b != 0])).all()
+
+
+def test_loco_heads_with_signal_are_kept(redundant):
+    """Every gene of the redundant regime has planted OR pairs in its window: the keep margin
+    leaves most heads in place (on this seed one weak gene's head gains less than the margin
+    on the validation cells), each kept head beats the state alone by the margin, and the
+    silent ones are those :meth:`~grids_sc.model.LocoHeads.silent` reports.
+    """
+    from grids_sc.tl._surrogate import LOCO_KEEP_MARGIN
+
+    f = grids.tl.get_surrogate(redundant)
+    hist = f.entry["history"]["cis"]
+    kept = np.asarray(hist["best_epoch"]) >= 0
+    assert kept.sum() >= 10
+    assert (f.module.cis.silent().numpy() == ~kept).all()
+    best, silent = np.asarray(hist["best_val"]), np.asarray(hist["silent_val"])
+    assert (best[kept] <= (1 - LOCO_KEEP_MARGIN) * silent[kept]).all()
+    np.testing.assert_array_equal(best[~kept], silent[~kept])
+
+
+def test_keep_margin_silences_heads_that_fit_noise():
+    """On expression that the peaks do not drive, a head beats the state alone on the
+    validation cells only by fitting noise: with a keep margin every head goes back to
+    silent and the prediction is the state's plus a constant; with none, some are kept.
+    """
+    from grids_sc.model import CisTrainConfig, fit_cis_heads, loco_cell_state
+
+    x = ti._x(3, 0.3)
+    x = sp.csr_matrix(sp.vstack([x] * 5))  # 300 cells
+    y = np.random.default_rng(0).gamma(2.0, 1.0, (x.shape[0], ti.N_GENES)).astype(np.float32)
+    tr, va = np.arange(200), np.arange(200, 300)
+    kept = {}
+    for margin in (0.0, 0.5):
+        module = _loco()
+        cfg = CisTrainConfig(max_epochs=15, patience=15, keep_margin=margin)
+        hist = fit_cis_heads(module, x, y, tr, va, cfg, progress=False)
+        kept[margin] = int((hist["best_epoch"] >= 0).sum())
+        silent = module.cis.silent().numpy()
+        assert (silent == (hist["best_epoch"] < 0)).all()
+        assert (hist["best_val"] <= hist["silent_val"] + 1e-6).all()
+    assert kept[0.0] > 0 and kept[0.5] == 0
+    # all silent: the prediction is the state's plus each gene's constant
+    r = loco_cell_state(module, x, torch.device("cpu"))[1]
+    full = _predict(module, x, None)
+    np.testing.assert_allclose(full, (r + module.cis.b2.detach()).clamp(min=0), atol=1e-5)
+
+
+def test_explain_warns_for_a_silent_head(redundant):
+    """A gene whose head is silent gets a warning from ``explain``, and its window's peaks
+    move its prediction by nothing.
+    """
+    m = redundant.copy()
+    weights = m.uns["grids"]["surrogates"]["surrogate"]["weights"]
+    g = 2
+    for k in ("cis__w2", "cis__lin"):
+        weights[k] = np.asarray(weights[k]).copy()
+        weights[k][g] = 0.0
+    gene = m["rna"].var_names[g]
+    with pytest.warns(UserWarning, match="no cis head"):
+        grids.tl.explain(m, gene, L=2, window=250_000, n_steps=2, progress=False, key_added="e")
+    delta = m.uns["grids"]["explain"]["e"]["delta"]
+    assert abs(delta["rel_of_means_train"]) < 1e-6 and abs(delta["rel_of_means_test"]) < 1e-6
+
+
+FIXTURE = Path(__file__).parent / "data" / "loco_976601a"
+
+
+def test_loco_fit_before_the_keep_margin_loads_and_predicts_identically(tmp_path):
+    """A LOCO surrogate written at commit 976601a (``data/loco_976601a/make_loco.py``) reads
+    back into the same predictions and explain table; its heads that never beat the silent
+    start (best epoch -1) are the ones :meth:`~grids_sc.model.LocoHeads.silent` reports.
+    """
+    import shutil
+
+    import pandas as pd
+
+    path = tmp_path / "loco.h5mu"
+    shutil.copy(FIXTURE / "loco.h5mu", path)
+    old = mudata.read_h5mu(path)
+    ref = np.load(FIXTURE / "loco_predictions.npz")["pred"]
+    out = grids.tl.predict_expression(old, copy=True, device="cpu")
+    np.testing.assert_allclose(out["rna"].layers["grids_predicted"], ref, rtol=1e-6, atol=1e-6)
+    key = next(iter(old.uns["grids"]["explain"]))
+    table = pd.read_csv(FIXTURE / "loco_explain_df.csv")
+    got = pd.read_csv(io.StringIO(grids.get.explain_df(old, key).to_csv(index=False)))
+    pd.testing.assert_frame_equal(got[table.columns], table)
+    f = grids.tl.get_surrogate(old)
+    best = np.asarray(f.entry["history"]["cis"]["best_epoch"])
+    assert (f.module.cis.silent().numpy() == (best < 0)).all()

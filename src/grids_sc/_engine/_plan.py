@@ -145,6 +145,26 @@ class Plan:
         return self.fitted.record.module_record
 
 
+def warn_silent_heads(fitted, genes: list[str], gene_pos: dict[str, int]) -> None:
+    """Warn when a LOCO surrogate's cis head of any of ``genes`` is silent: the state alone
+    predicts such a gene, so the peaks of its own chromosome (its window) do not change it.
+    """
+    heads = getattr(fitted.module, "cis", None)
+    if not hasattr(heads, "silent"):
+        return
+    silent = heads.silent().cpu().numpy()
+    quiet = [g for g in genes if silent[gene_pos[g]]]
+    if quiet:
+        warnings.warn(
+            f"{len(quiet)} gene(s) ({', '.join(quiet[:5])}{', ...' if len(quiet) > 5 else ''}) "
+            f"have no cis head in surrogate {fitted.key!r} (model='loco'): their head did not "
+            "beat the cell state alone on the validation cells, so no peak of their own "
+            "chromosome changes their prediction, and a selection for them acts only through "
+            "the peaks of other chromosomes (nothing within a window around the gene)",
+            stacklevel=4,
+        )
+
+
 def make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, prefix) -> Plan:
     """Check the inputs and list the (gene, group) tasks of an explain or attribute run with
     the surrogate ``fitted`` (a :class:`grids_sc.tl._surrogate.FittedSurrogate`).
@@ -171,6 +191,8 @@ def make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, prefix
             )
     many = len(specs) * len(group_list) > 1
     gene_pos = {g: i for i, g in enumerate(fitted.genes)}
+    if prefix != "links":  # link_peaks reads no LOCO head (its method='grids' needs 'cis')
+        warn_silent_heads(fitted, sorted({g for _, gs in specs for g in gs}), gene_pos)
     tasks = []
     for name, genes in specs:
         index = np.asarray([gene_pos[g] for g in genes], dtype=np.int64)

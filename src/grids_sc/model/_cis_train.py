@@ -45,6 +45,13 @@ class CisTrainConfig:
         Group-lasso weight on each window peak's embedding (the sum of their Euclidean
         norms is added to each gene's loss): peaks without signal shrink to no effect
         instead of fitting noise, which the search would otherwise exploit.
+    keep_margin
+        Heads that start silent (the LOCO heads): a gene keeps its head only when the head's
+        best validation loss is at least this fraction below the silent start's (the
+        state's prediction alone); otherwise the head is set back to silent and the gene's
+        window acts through nothing. ``0``: any improvement keeps the head. The early stop
+        picks each head's best of up to ``max_epochs`` epochs on the same validation cells,
+        so a head that fits noise also beats the silent start, by a little.
     """
 
     max_epochs: int = 300
@@ -53,6 +60,7 @@ class CisTrainConfig:
     weight_decay: float = 1e-4
     patience: int = 30
     sparsity: float = 3e-3
+    keep_margin: float = 0.0
 
     def to_dict(self) -> dict:
         """The settings as a plain dict."""
@@ -177,7 +185,9 @@ def fit_cis_heads(
     dict
         ``train`` and ``val`` mean (over genes) losses per epoch, and ``best_epoch`` and
         ``best_val`` per gene (``best_epoch`` -1: a head that starts silent, as the LOCO
-        heads do, and never beat its start on the validation cells, so it adds nothing).
+        heads do, and did not beat its start on the validation cells by ``keep_margin``, so
+        it was set back to silent and adds nothing), and with a silent start ``silent_val``,
+        each gene's validation loss of the silent start.
     """
     parallel = parallel or DataParallel(device=torch.device(device))
     device = parallel.device if parallel.active else torch.device(device)
@@ -207,8 +217,11 @@ def fit_cis_heads(
     best_epoch = np.full(n_g, -1)
     wait = torch.zeros(n_g, dtype=torch.long, device=device)
     best_state = {k: v.detach().clone() for k, v in cis.named_parameters()}
+    silent_state = silent_val = None
     if silent:  # the silent start is every gene's first candidate: a head must beat it
         best = _val_loss(module, w, z, y_t, val_share, cfg.batch_size, device, parallel)
+        silent_val = best.clone()
+        silent_state = {k: v.clone() for k, v in best_state.items()}
     train_hist, val_hist = [], []
     bar = tqdm(range(cfg.max_epochs), desc="surrogate [cis]", disable=not progress, leave=False)
     for epoch in bar:
@@ -235,16 +248,24 @@ def fit_cis_heads(
         if bool((wait >= cfg.patience).all()):
             break
     bar.close()
+    if silent:  # a head that does not beat the state alone by the margin goes back to silent
+        weak = best > silent_val * (1 - cfg.keep_margin)
+        _keep_improved(cis, best_state, weak, source=silent_state)
+        best = torch.where(weak, silent_val, best)
+        best_epoch[weak.cpu().numpy()] = -1
     with torch.no_grad():
         for k, v in cis.named_parameters():
             v.copy_(best_state[k])
     module.eval()
-    return {
+    out = {
         "train": np.asarray(train_hist),
         "val": np.asarray(val_hist),
         "best_epoch": best_epoch,
         "best_val": best.cpu().numpy(),
     }
+    if silent:
+        out["silent_val"] = silent_val.cpu().numpy()
+    return out
 
 
 def _val_loss(module, w, z, y_t, val_share, batch_size, device, parallel) -> torch.Tensor:
@@ -268,10 +289,12 @@ def _per_gene_sse(module, w, z, y_t, idx, batch_size, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _keep_improved(cis, best_state: dict, improved: torch.Tensor) -> None:
-    """Copy the parameters of the genes that improved into ``best_state``."""
+def _keep_improved(cis, best_state: dict, improved: torch.Tensor, source=None) -> None:
+    """Copy the parameters of the genes ``improved`` into ``best_state``: the heads' current
+    ones, or those of ``source`` (a dict like ``best_state``).
+    """
     if not bool(improved.any()):
         return
     for k, v in cis.named_parameters():
         mask = improved[cis.pair_gene] if k == "emb" else improved
-        best_state[k][mask] = v[mask]
+        best_state[k][mask] = (v if source is None else source[k])[mask]

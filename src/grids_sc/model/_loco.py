@@ -56,8 +56,9 @@ class LocoHeads(CisHeads):
 
     The heads start silent (:func:`~grids_sc.model.fit_cis_heads` zeroes their output
     layer and linear term, so a gene's prediction starts as the state's plus a constant)
-    and that start is every gene's first early-stopping candidate: a gene whose head never
-    improves its validation loss keeps the state's prediction.
+    and that start is every gene's first early-stopping candidate: a gene whose head does not
+    improve its validation loss by :attr:`~grids_sc.model.CisTrainConfig.keep_margin` is set
+    back to silent and keeps the state's prediction (:meth:`silent`).
     """
 
     silent_start = True
@@ -79,6 +80,15 @@ class LocoHeads(CisHeads):
         v = self.lin[sl]
         lin = by_slot(slots, lambda u, g: zc[..., u, :] @ v[g].T)
         return (F.gelu(a) * self.w2[sl]).sum(-1) + lin + self.b2[sl] + r
+
+    @torch.no_grad()
+    def silent(self) -> torch.Tensor:
+        """``[n_genes]`` bool: the genes whose head adds only a constant (output layer and
+        linear term zero: the silent start kept, the head not having beaten the state alone
+        on the validation cells), so no peak of the gene's own chromosome changes its
+        prediction.
+        """
+        return (self.w2 == 0).all(-1) & (self.lin == 0).all(-1)
 
     def initial_bias(self, y: torch.Tensor, state) -> torch.Tensor:
         """Start of ``b2``: the genes' mean residual of the state's prediction."""

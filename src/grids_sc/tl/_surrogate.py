@@ -46,6 +46,9 @@ from ._cis import cis_windows, screen_pairs
 
 # fit_surrogate(chrom_norm=None)
 DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer", "loco": "center"}
+# model="loco": a gene keeps its cis head only when the head lowers its validation loss by at
+# least this fraction of the state's alone (CisTrainConfig.keep_margin; benchmarks/README.md)
+LOCO_KEEP_MARGIN = 0.01
 MIN_CELLS = 20
 
 
@@ -127,8 +130,11 @@ def fit_surrogate(
         accurate. ``"loco"``: every gene's cell state is trained on expression from all
         chromosomes but the gene's own (leave one chromosome out, so the state cannot absorb
         the gene's cis effects), plus a cis head over the gene's screened window peaks; needs
-        gene coordinates like ``"cis"``. The measured figures are in the documentation
-        (method page, "Choosing the architecture").
+        gene coordinates like ``"cis"``. A gene keeps its head only when the head lowers
+        its validation loss by at least 1% of the state's alone; otherwise the state alone
+        predicts it and no peak of its own chromosome changes its prediction (``explain``
+        warns for such genes). The measured figures are in the documentation (method page,
+        "Choosing the architecture").
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
     chrom_norm
@@ -415,7 +421,9 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
         module = LocoSurrogate(arch, cis_cfg, pc, gc, torch.from_numpy(pg), torch.from_numpy(pp))
         shared = {k: v for k, v in state.state_dict().items() if not k.startswith("cis.")}
         module.load_state_dict(shared, strict=False)
-        cis_train = CisTrainConfig(batch_size=train.batch_size, max_epochs=cis.max_epochs)
+        cis_train = CisTrainConfig(
+            batch_size=train.batch_size, max_epochs=cis.max_epochs, keep_margin=LOCO_KEEP_MARGIN
+        )
         history["cis"] = fit_cis_heads(
             module, x, y, train_idx, val_idx, cis_train, device=device, seed=seed,
             progress=progress, parallel=parallel,
