@@ -308,13 +308,6 @@ def fit_surrogate(
     return target if copy else None
 
 
-# model="cis": the heads' group-lasso weight on each window peak's embedding. The model's own
-# default (CisTrainConfig.sparsity, 0.003, which model="loco" keeps) lets a head credit
-# unplanted window peaks with small effects that the search then takes; 0.01 measured better
-# on the redundant regime (benchmarks/README.md, "Variants tried for issue #23").
-CIS_SPARSITY = 0.01
-
-
 @dataclass(frozen=True)
 class CisHeadSettings:
     """``model="cis"``: how many window peaks each gene's head sees, its sizes and epochs."""
@@ -387,9 +380,7 @@ def _fit(
                 torch.from_numpy(pp),
             )  # fmt: skip
             module.base.load_state_dict(base.state_dict())
-            cis_train = CisTrainConfig(
-                batch_size=train.batch_size, max_epochs=cis_max_epochs, sparsity=CIS_SPARSITY
-            )
+            cis_train = CisTrainConfig(batch_size=train.batch_size, max_epochs=cis_max_epochs)
             history["cis"] = fit_cis_heads(
                 module, x, y, train_idx, val_idx, cis_train, device=dev, seed=seed,
                 progress=progress, parallel=parallel,
