@@ -174,7 +174,7 @@ def main() -> None:
     per = res.groupby("variant")[["unplanted_per_gene", "head_size", "seconds"]].mean()
     table = pd.concat([wide, per.set_axis([(c, "mean") for c in per.columns], axis=1)], axis=1)
     print("\nplanted peaks kept: OR peaks of 72 and decoys of 36 per seed; per gene means")
-    print(table.loc[list(VARIANTS)].to_string(float_format=lambda v: f"{v:.2f}"))
+    print(table.loc[list(VARIANTS)].to_string(float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":
