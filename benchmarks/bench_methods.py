@@ -4,6 +4,7 @@
         [--split-seeds 2023 2024 2025 2026] [--out rows.csv]
     python benchmarks/bench_methods.py sim
     python benchmarks/bench_methods.py redundant [--seeds 1 2 3] [--cells 3000]
+        [--fit k=v ...] [--screen stepwise] [--min-z Z] [--head-sparsity S] [--out rows.csv]
     python benchmarks/bench_methods.py a549
     python benchmarks/bench_methods.py mnist
 
@@ -23,7 +24,9 @@
   and cis surrogate per ``--seeds`` seed); L = 8; for ``explain``'s defaults and every method,
   the true relative effect of the selection as a fraction of the best of every 8 of the gene's
   9 planted peaks (enumerated on the simulator's truth), the OR pairs switched off, and the
-  seconds per gene.
+  seconds per gene. ``--fit`` passes options to ``fit_surrogate`` (e.g. ``cis_peaks=24``);
+  ``--screen``, ``--min-z`` (the cis screen's ``method`` and ``min_z``) and
+  ``--head-sparsity`` (the heads' group-lasso weight) are put in place by this script only.
 - ``a549``: sci-CAR A549 (``../shared/data``), genome-wide peaks, the paper's architecture
   (``model='grids'``), L=10 over all peaks, for a
   panel of dexamethasone-responsive genes, the 5 genes the surrogate predicts best, and the
@@ -213,10 +216,52 @@ def _true_rel(m, gene: str, peaks, base: float) -> float:
     return (after - base) / base
 
 
+def _value(v: str):
+    """A ``k=v`` option's value: None, int, float or the string."""
+    if v == "None":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def _variant(args):
+    """The cis screen and head settings of ``--screen``, ``--min-z`` and ``--head-sparsity``
+    put in place of the defaults (a context manager)."""
+    import contextlib
+    import dataclasses
+    import functools
+
+    from grids_sc.tl import _surrogate
+
+    @contextlib.contextmanager
+    def patched():
+        screen, cfg = _surrogate.screen_pairs, _surrogate.CisTrainConfig
+        kw = {"method": args.screen} if args.screen else {}
+        if args.min_z is not None:
+            kw["min_z"] = args.min_z
+        _surrogate.screen_pairs = functools.partial(screen, **kw)
+        if args.head_sparsity is not None:
+            _surrogate.CisTrainConfig = lambda **k: dataclasses.replace(
+                cfg(**k), sparsity=args.head_sparsity
+            )
+        try:
+            yield
+        finally:
+            _surrogate.screen_pairs, _surrogate.CisTrainConfig = screen, cfg
+
+    return patched()
+
+
 def redundant(args) -> None:
     import itertools
 
     warnings.filterwarnings("ignore", message="replaced the earlier")
+    fit = dict(kv.split("=", 1) for kv in args.fit)
+    fit = {k: _value(v) for k, v in fit.items()}
 
     rows = []
     for seed in args.seeds:
@@ -225,7 +270,8 @@ def redundant(args) -> None:
             n_and=0, n_decoys=3, cre_open=(0.65, 0.75), cre_off=0,
         )  # fmt: skip
         t = time.perf_counter()
-        grids.tl.fit_surrogate(m, seed=0, progress=False)
+        with _variant(args):
+            grids.tl.fit_surrogate(m, seed=0, progress=False, **fit)
         print(f"seed {seed}: surrogate fit in {time.perf_counter() - t:.0f} s", flush=True)
         units = m.uns["simulation"]["units"]
         ug = np.asarray(units["gene"]).astype(str)
@@ -243,6 +289,8 @@ def redundant(args) -> None:
                              "units_or": uor,
                              "surrogate_search": rec["delta"]["rel_of_means_train"],
                              "surrogate_test": rec["delta"]["rel_of_means_test"]})  # fmt: skip
+            if args.out:
+                pd.DataFrame(rows).to_csv(args.out, index=False)
         done = pd.DataFrame(rows)
         print(done[done.seed == seed].groupby("method")["fraction"].mean().round(3).to_string(),
               flush=True)  # fmt: skip
@@ -391,6 +439,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="redundant")
     ap.add_argument("--cells", type=int, default=3000, help="redundant: cells per data set")
+    ap.add_argument("--fit", nargs="*", default=[], help="redundant: fit_surrogate k=v")
+    ap.add_argument("--screen", default=None, help="redundant: the cis screen's method")
+    ap.add_argument("--min-z", type=float, default=None, help="redundant: the screen's min_z")
+    ap.add_argument("--head-sparsity", type=float, default=None, help="redundant: heads' lasso")
     ap.add_argument("--mnist-L", type=int, nargs="+", default=[8, 16, 32, 64])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -28,6 +28,26 @@ def test_screen_prefers_within_state_association():
     assert screen_pairs(pg, pp, x, y[:, None], None)[1].tolist() == [0, 1]
 
 
+def test_stepwise_screen_keeps_second_peak_of_or_pair_not_a_copy():
+    # an OR pair (0, 1) of co-open peaks, a copy of peak 0 (2) and noise peaks: the marginal
+    # screen takes the copy; the stepwise screen, given peak 0, takes peak 1 instead
+    rng = np.random.default_rng(0)
+    n, w = 4000, 12
+    x = (rng.random((n, w)) < 0.4).astype(np.float32)
+    x[:, 2] = np.where(rng.random(n) < 0.98, x[:, 0], 1 - x[:, 0])
+    y = np.maximum(x[:, 0], x[:, 1]) + rng.normal(0, 0.5, n)
+    pg, pp = np.zeros(w, dtype=np.int64), np.arange(w)
+    xs = sp.csr_matrix(x)
+    _, marginal = screen_pairs(pg, pp, xs, y[:, None], 2)
+    _, stepwise = screen_pairs(pg, pp, xs, y[:, None], 2, method="stepwise")
+    assert sorted(marginal.tolist()) == [0, 2] and sorted(stepwise.tolist()) == [0, 1]
+    # with a z threshold and no cap, the stepwise screen stops where the evidence does
+    _, z = screen_pairs(pg, pp, xs, y[:, None], None, min_z=4.0, method="stepwise")
+    assert sorted(z.tolist()) == [0, 1]
+    with pytest.raises(ValueError, match="stepwise"):
+        screen_pairs(pg, pp, xs, y[:, None], 2, method="lasso")
+
+
 @pytest.fixture(scope="module")
 def redundant():
     """The issue's redundant regime: 3 OR pairs (peaks open in ~70% of cells) and 3 decoys
