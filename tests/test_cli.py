@@ -203,6 +203,7 @@ def test_help_lists_every_option_of_the_python_api(capsys):
         for name in inspect.signature(func).parameters:
             if name not in skip:
                 assert f"--{name.replace('_', '-')}" in text, (command, name)
+        assert ":ref:" not in text and ":doc:" not in text and ":func:" not in text, command
     assert main(["--help"]) == 0
     assert "grids fit" in capsys.readouterr().out
     assert main(["quickstart", "--help"]) == 0

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 _SECTION = re.compile(r"^(\w[\w ]*)\n-{3,}\n", re.M)
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data):`~?([^`]+)`")
+_DOC_ROLE = re.compile(r":(?:ref|doc):`([^`]+)`")  # a page or section of the documentation
 
 
 class CLIError(Exception):
@@ -41,8 +42,11 @@ def _role_text(match: re.Match) -> str:
 
 
 def plain(text: str) -> str:
-    """Plain text from reST markup: ``x`` and :func:`~a.b` become x and b."""
+    """Plain text from reST markup: ``x`` and :func:`~a.b` become x and b; :ref:`name`
+    and :doc:`/name` become "the documentation's name".
+    """
     text = _ROLE.sub(_role_text, text)
+    text = _DOC_ROLE.sub(lambda m: f"the documentation's {m.group(1).strip('/')!r}", text)
     return text.replace("``", "").replace("%", "%%")
 
 
@@ -163,7 +167,10 @@ def add_function_options(
                 kwargs["nargs"] = "+"
             if name in choices:
                 kwargs["choices"] = list(choices[name])
-                kwargs.pop("metavar")
+                if "nargs" in kwargs:  # name the choices once, not once per repeat
+                    text += f" (one or more of: {', '.join(kwargs['choices'])})"
+                else:
+                    kwargs.pop("metavar")
             if p.default is inspect.Parameter.empty:
                 kwargs["required"] = True
             elif not says_default:
