@@ -23,8 +23,7 @@ def attribute_task(
     """One attribution run: the surrogate, the group's CSR rows, the task and the settings ->
     the record (selected peaks by index) and the ``.var`` columns. Runs on workers.
     """
-    method, L, seed = settings.method, settings.L, settings.seed
-    method_kwargs, max_features = settings.options, settings.max_features
+    method, L, method_kwargs = settings.method, settings.L, settings.options
     cells, local, probs = problems(module, rows, task, settings, dev)
     skipped = unexpressed(task, probs)
     if skipped is not None:
@@ -35,12 +34,9 @@ def attribute_task(
         scores = _correlation(rows, task, local["train"], feats, settings, method_kwargs)
         scores = np.asarray(scores, dtype=np.float64)
     else:
-        try:
-            feats, scores = scored_features(
-                method, probs["train"], mask, L, seed, method_kwargs, max_features
-            )
-        except FloatingPointError as err:
-            raise FloatingPointError(f"{err} for {task.name!r}") from None
+        feats, scores = scored_features(
+            method, probs["train"], mask, settings, method_kwargs, task.name
+        )
     n_ranked = {"n_ranked": int(len(feats))}
     order = np.argsort(-scores, kind="stable")[:L]
     full = np.full(len(mask), np.nan)

@@ -122,14 +122,8 @@ def explain_batch(module, rows, batch: TaskBatch, settings: SelectionSettings, d
         restarts=settings.restarts,
         seed=settings.seed,
         moves=settings.moves,
-        inits=[
-            search_starts(
-                settings.init, probs[t]["train"], batch.tasks[t].candidates, settings.L,
-                settings.seed,
-            )
-            for t in live
-        ],
-    )  # fmt: skip
+        inits=[search_starts(settings, probs[t]["train"], batch.tasks[t]) for t in live],
+    )
     if hasattr(progress, "close"):
         progress.close()
     for t, res in zip(live, found):

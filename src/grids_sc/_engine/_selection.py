@@ -140,7 +140,7 @@ def search_task(
         seed=settings.seed,
         validation=probs.get("validation"),
         moves=settings.moves,
-        init=search_starts(settings.init, probs["train"], mask, settings.L, settings.seed),
+        init=search_starts(settings, probs["train"], task),
         on_step=on_step(task, settings, progress),
     )
     if hasattr(progress, "close"):

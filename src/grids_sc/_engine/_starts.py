@@ -9,6 +9,8 @@ import numpy as np
 from ..attribution import SCORERS
 from ..attribution._methods import engine_arguments
 from ..search._run import INITS
+from ._plan import Task
+from ._settings import SelectionSettings
 
 EXPENSIVE = ("lime", "sage", "fimap")  # ranked on a first-order prefilter of the candidates
 START_METHODS = tuple(m for m in SCORERS if m not in ("random", "first_order"))
@@ -30,11 +32,18 @@ def init_names(init) -> tuple[str, ...]:
 
 
 def scored_features(
-    method: str, problem, mask: np.ndarray, L: int, seed: int, options: dict, max_features: int
+    method: str,
+    problem,
+    mask: np.ndarray,
+    settings: SelectionSettings,
+    options: dict,
+    name: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate features a method ranks (all of ``mask``, or the ``max_features`` best
-    by first order for the expensive methods) and its scores of them (larger: better).
+    """The candidate features a method ranks (all of ``mask``, or the ``settings.max_features``
+    best by first order for the expensive methods) and its scores of them (larger: better);
+    ``name`` (the task's) goes into the error on non-finite scores.
     """
+    L, seed, max_features = settings.L, settings.seed, settings.max_features
     feats = np.flatnonzero(mask)
     if method in EXPENSIVE and len(feats) > max_features:
         first = SCORERS["first_order"](problem, feats)
@@ -43,19 +52,21 @@ def scored_features(
     fixed = engine_arguments(scorer, seed=seed, L=L)
     scores = np.asarray(scorer(problem, feats, **fixed, **options), dtype=np.float64)
     if not np.isfinite(scores).all():
-        raise FloatingPointError(f"{method} gave non-finite scores")
+        raise FloatingPointError(f"{method} gave non-finite scores for {name!r}")
     return feats, scores
 
 
-def search_starts(init: str, problem, mask: np.ndarray, L: int, seed: int) -> list:
-    """The starts of a search (:func:`~grids_sc.search.run_search`'s ``init``): the names the
-    search builds itself, and each attribution method's top ``L`` on ``problem``'s cells.
+def search_starts(settings: SelectionSettings, problem, task: Task) -> list:
+    """The starts of a task's search (:func:`~grids_sc.search.run_search`'s ``init``) from
+    ``settings.init``: the names the search builds itself, and each attribution method's top
+    ``L`` of the task's candidates on ``problem``'s cells (ranked as
+    :func:`grids_sc.tl.attribute` ranks them).
     """
     out: list = []
-    for name in init_names(init):
-        if name in INITS:
-            out.append(name)
+    for start in init_names(settings.init):
+        if start in INITS:
+            out.append(start)
             continue
-        feats, scores = scored_features(name, problem, mask, L, seed, {}, 2000)
-        out.append(feats[np.argsort(-scores, kind="stable")[:L]])
+        feats, scores = scored_features(start, problem, task.candidates, settings, {}, task.name)
+        out.append(feats[np.argsort(-scores, kind="stable")[: settings.L]])
     return out
