@@ -225,6 +225,20 @@ def test_explain_from_several_starts_keeps_the_best_on_validation(fitted, sim_sm
     assert "grids_gene1_type0_frequency" in fitted["atac"].var
 
 
+def test_an_expensive_start_ranks_at_least_L_peaks(problem):
+    """The first-order prefilter of an expensive method keeps ``max_features`` peaks, but
+    never fewer than ``L``: a search start needs ``L`` of them.
+    """
+    from grids_sc._engine import SelectionSettings
+    from grids_sc._engine._starts import scored_features
+
+    mask = np.ones(problem.n_features, dtype=bool)
+    for max_features, n in ((5, 8), (20, 20)):
+        settings = SelectionSettings("grids", "surrogate", 8, max_features=max_features)
+        feats, scores = scored_features("sage", problem, mask, settings, {"n_permutations": 4}, "t")
+        assert len(feats) == len(scores) == n
+
+
 def test_rel_delta_leaves_out_cells_predicted_near_zero():
     from grids_sc._engine import delta_stats
 

@@ -40,10 +40,12 @@ def scored_features(
     name: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The candidate features a method ranks (all of ``mask``, or the ``settings.max_features``
-    best by first order for the expensive methods) and its scores of them (larger: better);
+    best by first order for the expensive methods, never fewer than ``L``: ``attribute``
+    checks that, and a search's start needs ``L``) and its scores of them (larger: better);
     ``name`` (the task's) goes into the error on non-finite scores.
     """
-    L, seed, max_features = settings.L, settings.seed, settings.max_features
+    L, seed = settings.L, settings.seed
+    max_features = max(settings.max_features, L)
     feats = np.flatnonzero(mask)
     if method in EXPENSIVE and len(feats) > max_features:
         first = SCORERS["first_order"](problem, feats)
