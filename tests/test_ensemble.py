@@ -2,8 +2,6 @@
 mean of the members' predictions, tested against full forward passes of the members.
 """
 
-import itertools
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -18,6 +16,7 @@ from grids_sc.model import (
 )
 from grids_sc.model._ensemble import EnsembleIncremental, SurrogateEnsemble
 from grids_sc.search import EmbeddingSumProblem, run_search
+from test_incremental import assert_pair_effects_exact
 
 N_CELLS, N_PEAKS, N_GENES, N_CHROM = 60, 500, 3, 3
 GENES = np.array([0, 2])
@@ -133,13 +132,7 @@ def test_pair_effects_are_exact_over_every_members_window():
     feats = torch.cat([window[2:7], sel[:1]])
     signs = torch.tensor([1.0] * 5 + [-1.0])
     e = prob.pair_effects(sel, feats, signs).numpy()
-    base = prob.value(sel)
-    for a, b in itertools.combinations_with_replacement(range(len(feats)), 2):
-        changed = set(sel.tolist())
-        for i in {a, b}:
-            changed ^= {int(feats[i])}
-        exact = prob.value(torch.tensor(sorted(changed))) - base
-        assert e[a, b] == pytest.approx(exact, abs=1e-5)
+    assert_pair_effects_exact(e, prob, sel, feats)
 
 
 def test_an_ensemble_of_copies_searches_like_its_member(members):

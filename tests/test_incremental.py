@@ -32,6 +32,21 @@ def _x(seed: int = 0, density: float = 0.3) -> sp.csr_matrix:
     return sp.csr_matrix((rng.random((N_CELLS, N_PEAKS)) < density).astype(np.float32))
 
 
+def assert_pair_effects_exact(e, prob, sel: torch.Tensor, feats: torch.Tensor) -> None:
+    """``e[a, b]`` (and ``e[b, a]``) is the exact change of ``prob``'s objective from the
+    selection ``sel`` when the states of ``feats[a]`` and ``feats[b]`` are flipped (one feature
+    when ``a == b``): an unselected feature perturbed, a selected one restored.
+    """
+    base = prob.value(sel)
+    for a, b in itertools.combinations_with_replacement(range(len(feats)), 2):
+        changed = set(sel.tolist())
+        for i in {a, b}:
+            changed ^= {int(feats[i])}
+        exact = prob.value(torch.tensor(sorted(changed))) - base
+        assert e[a, b] == pytest.approx(exact, abs=1e-5)
+        assert e[b, a] == pytest.approx(exact, abs=1e-5)
+
+
 def _model(kind: str) -> torch.nn.Module:
     """A surrogate of either kind with random weights large enough to be nonlinear."""
     torch.manual_seed(0)
@@ -206,14 +221,7 @@ def test_pair_effects_equal_full_evaluation(p):
     feats = torch.cat([window[3:8], sel[:2]])
     signs = torch.tensor([1.0] * 5 + [-1.0] * 2)
     e = inc.pair_effects(prob._state(sel), feats, signs, prob.objective).numpy()
-    base = prob.value(sel)
-    for a, b in itertools.combinations_with_replacement(range(len(feats)), 2):
-        changed = set(sel.tolist())
-        for i in {a, b}:
-            changed ^= {int(feats[i])}
-        exact = prob.value(torch.tensor(sorted(changed))) - base
-        assert e[a, b] == pytest.approx(exact, abs=1e-5)
-        assert e[b, a] == pytest.approx(exact, abs=1e-5)
+    assert_pair_effects_exact(e, prob, sel, feats)
 
 
 def test_pair_effects_without_interactions_are_first_order():

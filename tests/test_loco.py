@@ -6,7 +6,6 @@ without one), and a LOCO surrogate fit before the margin reads back into the sam
 """
 
 import io
-import itertools
 from pathlib import Path
 
 import mudata
@@ -101,13 +100,7 @@ def test_loco_pair_effects_equal_full_evaluation(p):
     feats = torch.cat([window[3:8], sel[:2]])
     signs = torch.tensor([1.0] * 5 + [-1.0] * 2)
     e = inc.pair_effects(prob._state(sel), feats, signs, prob.objective).numpy()
-    base = prob.value(sel)
-    for a, b in itertools.combinations_with_replacement(range(len(feats)), 2):
-        changed = set(sel.tolist())
-        for i in {a, b}:
-            changed ^= {int(feats[i])}
-        exact = prob.value(torch.tensor(sorted(changed))) - base
-        assert e[a, b] == pytest.approx(exact, abs=1e-5)
+    ti.assert_pair_effects_exact(e, prob, sel, feats)
 
 
 @pytest.fixture(scope="module")
