@@ -7,24 +7,22 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+import test_incremental as ti
 from grids_sc.model import (
     CisConfig,
     CisSurrogate,
     IncrementalModel,
     SurrogateConfig,
-    make_batch,
 )
 from grids_sc.model._ensemble import EnsembleIncremental, SurrogateEnsemble
 from grids_sc.search import EmbeddingSumProblem, run_search
-from test_incremental import assert_pair_effects_exact
 
 N_CELLS, N_PEAKS, N_GENES, N_CHROM = 60, 500, 3, 3
 GENES = np.array([0, 2])
 
 
 def _x(seed: int = 0) -> sp.csr_matrix:
-    rng = np.random.default_rng(seed)
-    return sp.csr_matrix((rng.random((N_CELLS, N_PEAKS)) < 0.3).astype(np.float32))
+    return ti._x(seed, n_peaks=N_PEAKS)
 
 
 def _member(seed: int, blind: bool = False) -> CisSurrogate:
@@ -53,20 +51,8 @@ def members():
     return [_member(0), _member(1), _member(2)]
 
 
-def _full(module, x: sp.csr_matrix, peaks, p: float) -> np.ndarray:
-    x = sp.lil_matrix(x)
-    if len(peaks):
-        x[:, np.asarray(peaks)] = p
-    x = sp.csr_matrix(x)
-    x.eliminate_zeros()
-    enc = module.atac_encoder
-    batch = make_batch(x, enc.peak_chrom.numpy(), enc.n_chrom)
-    with torch.no_grad():
-        return module(batch, torch.from_numpy(GENES)).numpy()
-
-
 def _mean_full(members, x, peaks, p) -> np.ndarray:
-    return np.mean([_full(m, x, peaks, p) for m in members], 0)
+    return np.mean([ti._full(m, x, peaks, p, GENES) for m in members], 0)
 
 
 def test_an_ensemble_is_a_surrogate_the_search_takes(members):
@@ -132,7 +118,7 @@ def test_pair_effects_are_exact_over_every_members_window():
     feats = torch.cat([window[2:7], sel[:1]])
     signs = torch.tensor([1.0] * 5 + [-1.0])
     e = prob.pair_effects(sel, feats, signs).numpy()
-    assert_pair_effects_exact(e, prob, sel, feats)
+    ti.assert_pair_effects_exact(e, prob, sel, feats)
 
 
 def test_an_ensemble_of_copies_searches_like_its_member(members):

@@ -27,9 +27,9 @@ N_CELLS, N_PEAKS, N_GENES, N_CHROM = 60, 700, 4, 3
 GENES = np.array([1, 3])
 
 
-def _x(seed: int = 0, density: float = 0.3) -> sp.csr_matrix:
+def _x(seed: int = 0, density: float = 0.3, n_peaks: int = N_PEAKS) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
-    return sp.csr_matrix((rng.random((N_CELLS, N_PEAKS)) < density).astype(np.float32))
+    return sp.csr_matrix((rng.random((N_CELLS, n_peaks)) < density).astype(np.float32))
 
 
 def assert_pair_effects_exact(e, prob, sel: torch.Tensor, feats: torch.Tensor) -> None:
@@ -82,8 +82,8 @@ def model(kind):
     return _model(kind)
 
 
-def _full(module, x: sp.csr_matrix, peaks, p: float) -> np.ndarray:
-    """Predicted expression of GENES with ``peaks`` set to ``p``: a full forward pass."""
+def _full(module, x: sp.csr_matrix, peaks, p: float, genes: np.ndarray = GENES) -> np.ndarray:
+    """Predicted expression of ``genes`` with ``peaks`` set to ``p``: a full forward pass."""
     x = sp.lil_matrix(x)
     if len(peaks):
         x[:, np.asarray(peaks)] = p
@@ -92,7 +92,7 @@ def _full(module, x: sp.csr_matrix, peaks, p: float) -> np.ndarray:
     enc = module.atac_encoder
     batch = make_batch(x, enc.peak_chrom.numpy(), enc.n_chrom)
     with torch.no_grad():
-        return module(batch, torch.from_numpy(GENES)).numpy()
+        return module(batch, torch.from_numpy(genes)).numpy()
 
 
 def test_both_kinds_implement_the_interface(model):
