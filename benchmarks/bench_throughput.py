@@ -2,15 +2,17 @@
 against a loop of one ``explain`` call per task, and against correlation links.
 
     python benchmarks/bench_throughput.py [--cells 10000] [--peaks 100000] [--genes 2000]
-        [--celltypes 6] [--L 10] [--sample 12] [--threads 2]
+        [--celltypes 6] [--L 10] [--sample 12] [--threads 2] [--window auto|none|BP]
+        [--max-epochs 10] [--cis-max-epochs 60]
 
 One surrogate (the default, ``model="cis"``) is fit on the simulator, then, in one run:
 
 - ``batched``: one ``explain`` call over every gene and every cell type at the defaults
-  (``batched=None``: the batched engine from 8 tasks on, ``batch_size=64``), wall time;
+  (``batched=None``: the batched engine from 8 tasks on, ``batch_size=64``; ``window="auto"``,
+  the surrogate's cis window, unless ``--window`` says otherwise), wall time;
 - ``loop``: one ``explain`` call per task (what a user's loop over genes costs) on
-  ``--sample`` tasks drawn from the same tasks (seeded), wall time per task (each call
-  with ``copy=True``, as the batched call, so its cost includes copying the data set);
+  ``--sample`` tasks drawn from the same tasks (seeded), wall time per task (each call writes
+  into the data set under one key, replacing the last, as a user's loop would);
 - ``correlation``: ``attribute(method="correlation")`` for the same genes and groups;
 - peak memory (maximum resident set size of the process) after each.
 
@@ -48,7 +50,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-epochs", type=int, default=10)
     parser.add_argument("--full-tasks", type=int, default=12_000)
+    parser.add_argument("--cis-max-epochs", type=int, default=60)
+    parser.add_argument(
+        "--window", default="auto",
+        help="explain's and the correlation links' window: 'auto' (the default: the "
+        "surrogate's cis window), 'none' (every peak a candidate) or bp",
+    )  # fmt: skip
     args = parser.parse_args()
+    window = {"auto": "auto", "none": None}.get(args.window.lower(), None)
+    if args.window.lower() not in ("auto", "none"):
+        window = int(args.window)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     grids.set_verbosity("warning") if hasattr(grids, "set_verbosity") else None
@@ -61,19 +72,30 @@ def main() -> None:
     t_sim = time.perf_counter() - t
     t = time.perf_counter()
     grids.tl.fit_surrogate(
-        m, groupby="celltype", max_epochs=args.max_epochs, cis_max_epochs=60, progress=False
+        m,
+        groupby="celltype",
+        max_epochs=args.max_epochs,
+        cis_max_epochs=args.cis_max_epochs,
+        progress=False,
     )
     t_fit = time.perf_counter() - t
     genes = list(m["rna"].var_names)
     groups = sorted(m.obs["celltype"].astype(str).unique())
     n_tasks = len(genes) * len(groups)
     print(f"data: {args.cells} cells x {args.peaks} peaks x {len(genes)} genes x "
-          f"{len(groups)} cell types ({n_tasks} tasks), L={args.L}, torch threads "
+          f"{len(groups)} cell types ({n_tasks} tasks), L={args.L}, window={window}, torch threads "
           f"{torch.get_num_threads()}; simulate {t_sim:.0f} s, fit {t_fit:.0f} s")  # fmt: skip
 
     t = time.perf_counter()
     batched = grids.tl.explain(
-        m, genes, args.L, groupby="celltype", progress=False, copy=True, key_added="b"
+        m,
+        genes,
+        args.L,
+        groupby="celltype",
+        progress=False,
+        copy=True,
+        key_added="b",
+        window=window,
     )
     t_batched = time.perf_counter() - t
     rss_batched = _rss_gb()
@@ -86,18 +108,25 @@ def main() -> None:
     t = time.perf_counter()
     same = 0
     for gene, group in sample:
-        one = grids.tl.explain(
-            m, gene, args.L, groupby="celltype", groups=group, progress=False, copy=True,
-            key_added="one",
+        grids.tl.explain(
+            m, gene, args.L, groupby="celltype", groups=group, progress=False, key_added="one",
+            window=window,
         )  # fmt: skip
-        rec = one.uns["grids"]["explain"]["one"]
+        rec = m.uns["grids"]["explain"]["one"]
         ref = batched.uns["grids"]["explain"].get(f"b_{gene}_{group}")
         same += ref is not None and list(rec["selected"]) == list(ref["selected"])
     t_loop = (time.perf_counter() - t) / len(sample)
 
     t = time.perf_counter()
     grids.tl.attribute(
-        m, genes, "correlation", L=args.L, groupby="celltype", progress=False, copy=True
+        m,
+        genes,
+        "correlation",
+        L=args.L,
+        groupby="celltype",
+        progress=False,
+        copy=True,
+        window=window,
     )
     t_corr = time.perf_counter() - t
     rss_end = _rss_gb()

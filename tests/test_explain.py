@@ -263,3 +263,42 @@ def test_large_selections_take_the_sparse_path_with_the_same_values(fitted, pert
     prob._cache_key = None
     monkeypatch.setattr(problem_module, "DENSE_STATE_LIMIT", 16)
     assert prob.value(sel) == pytest.approx(dense, abs=1e-5)
+
+
+def test_window_auto_is_the_surrogates_cis_window(fitted):
+    """explain's default candidates are the cis surrogate's own window (every peak its head
+    reads among them); None makes every peak a candidate; a bad word raises before writing."""
+    kw = dict(L=4, n_steps=3, progress=False)
+    grids.tl.explain(fitted, "gene1", key_added="auto", **kw)
+    grids.tl.explain(fitted, "gene1", key_added="bp", window=250_000, **kw)
+    grids.tl.explain(fitted, "gene1", key_added="all", window=None, **kw)
+    recs = fitted.uns["grids"]["explain"]
+    n_peaks = fitted["atac"].n_vars
+    assert recs["auto"]["settings"]["window"] == 250_000
+    assert recs["auto"]["params"]["window"] == "auto"
+    assert recs["auto"]["n_candidates_in_window"] == recs["bp"]["n_candidates_in_window"]
+    assert recs["auto"]["n_candidates_in_window"] < n_peaks
+    assert recs["all"]["n_candidates_in_window"] == n_peaks
+    assert list(recs["auto"]["selected"]) == list(recs["bp"]["selected"])
+    heads = grids.tl.get_surrogate(fitted).module.cis
+    g = list(fitted["rna"].var_names).index("gene1")
+    read = heads.pair_peak[heads.pair_gene == g].numpy()
+    assert fitted["atac"].var["auto_score"].notna().to_numpy()[read].all()
+    with pytest.raises(ValueError, match="window must be"):
+        grids.tl.explain(fitted, "gene1", key_added="bad", window="near", **kw)
+    assert "bad" not in recs
+
+
+def test_window_auto_is_every_peak_without_cis_heads():
+    from types import SimpleNamespace
+
+    from grids_sc._engine import resolve_window
+
+    paper = SimpleNamespace(entry={"model": "grids", "config": {}})
+    cis = SimpleNamespace(entry={"model": "cis", "config": {"cis": {"window": 100_000}}})
+    assert resolve_window("auto", paper) is None
+    assert resolve_window("auto", cis) == 100_000
+    assert resolve_window(None, cis) is None and resolve_window(5_000, paper) == 5_000
+    for bad in (-1, 2.5, True, "250kb"):
+        with pytest.raises(ValueError, match="window must be"):
+            resolve_window(bad, cis)

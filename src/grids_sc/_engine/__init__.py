@@ -18,7 +18,17 @@ from ._batched import (
     use_batches,
 )
 from ._executor import TaskError, check_executor, run_tasks, weights_token
-from ._plan import MIN_GROUP_CELLS, Plan, Task, group_cells, make_plan, run_plan, task_device
+from ._plan import (
+    AUTO_WINDOW,
+    MIN_GROUP_CELLS,
+    Plan,
+    Task,
+    group_cells,
+    make_plan,
+    resolve_window,
+    run_plan,
+    task_device,
+)
 from ._progress import check_progress, run_bar, step_reporter
 from ._selection import delta_stats, explain_task, problems, selection_record
 from ._settings import (
@@ -37,6 +47,7 @@ from ._starts import EXPENSIVE, INIT_NAMES, init_names
 from ._write import write_results
 
 __all__ = [
+    "AUTO_WINDOW",
     "BATCH_MIN_TASKS",
     "BATCH_SIZE",
     "TaskBatch",
@@ -71,6 +82,7 @@ __all__ = [
     "make_plan",
     "problems",
     "run_bar",
+    "resolve_window",
     "run_plan",
     "run_tasks",
     "selection_record",

@@ -16,10 +16,38 @@ from pandas.api.types import is_list_like
 from .._device import resolve_device
 from .._genome import gene_coordinates, peak_coordinates, window_mask
 from .._inputs import atac_rows, obs_column
-from .._records import check_key
+from .._records import check_key, scalar
 from ._executor import run_tasks
 
 MIN_GROUP_CELLS = 10
+AUTO_WINDOW = "auto"
+DEFAULT_WINDOW = 250_000  # bp; the cis window of surrogates fit before it was recorded
+
+
+def resolve_window(window, fitted) -> int | None:
+    """The candidate window (bp around the gene body; ``None``: all peaks) of an ``explain``
+    or ``attribute`` call. ``"auto"`` is the surrogate's own cis window (``cis_window`` of
+    :func:`~grids_sc.tl.fit_surrogate`) when it has cis heads (``model="cis"`` or ``"loco"``),
+    and all peaks for the paper's architecture, which has no window.
+    """
+    if isinstance(window, str):
+        if window != AUTO_WINDOW:
+            raise ValueError(
+                f"window must be a number of bp, None (all peaks) or {AUTO_WINDOW!r} (the "
+                f"surrogate's cis window), got {window!r}"
+            )
+        cis = fitted.entry["config"].get("cis")
+        if not cis:
+            return None
+        return int(scalar(cis.get("window", DEFAULT_WINDOW)))
+    if window is None:
+        return None
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:
+        raise ValueError(
+            f"window must be a whole number of bp >= 0, None (all peaks) or {AUTO_WINDOW!r}, "
+            f"got {window!r}"
+        )
+    return int(window)
 
 
 @dataclass
@@ -187,7 +215,12 @@ def make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, prefix
         if L > n_cand:
             raise ValueError(
                 f"L={L} is more than the {n_cand} candidate peaks for {name!r}"
-                + (f" within {window} bp" if window is not None else "")
+                + (
+                    f" within {window} bp of the gene; pass a larger window= or window=None "
+                    "(every peak a candidate)"
+                    if window is not None
+                    else ""
+                )
             )
     many = len(specs) * len(group_list) > 1
     gene_pos = {g: i for i, g in enumerate(fitted.genes)}

@@ -113,7 +113,19 @@ def _bool(text: str) -> bool:
 _bool.__name__ = "bool"
 
 
-def _base_type(annotation: str, default) -> type:
+def _number_or_word(word: str) -> Callable[[str], object]:
+    """A whole number, or the word that is the default (``window="auto"``)."""
+
+    def convert(text: str):
+        return word if text == word else int(text)
+
+    convert.__name__ = f"int or {word!r}"
+    return convert
+
+
+def _base_type(annotation: str, default) -> Callable[[str], object]:
+    if isinstance(default, str) and re.search(r"\bint\b", annotation):
+        return _number_or_word(default)
     if default is not None and not isinstance(default, bool):
         return type(default)
     if re.search(r"\bbool\b", annotation):

@@ -15,6 +15,7 @@ from .._engine import (
     check_objective,
     correlation_inputs,
     make_plan,
+    resolve_window,
     run_plan,
     task_device,
     write_results,
@@ -37,7 +38,7 @@ def attribute(
     key: str = "surrogate",
     perturb: str = "close",
     direction: str = "down",
-    window: int | None = None,
+    window: int | str | None = "auto",
     max_features: int = 2000,
     split_seed: int = 2023,
     device: str = "auto",
@@ -114,6 +115,7 @@ def attribute(
         raise ValueError(f"max_features ({max_features}) must be at least L ({L})")
     executor = check_executor(executor, worker_threads)
     fitted = get_surrogate(mdata, key, check_genes=False)
+    window = resolve_window(window, fitted)
     plan = make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, method)
     dev = task_device(device, executor)
     settings = SelectionSettings.of_call(

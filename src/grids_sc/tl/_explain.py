@@ -18,6 +18,7 @@ from .._engine import (
     explain_task,
     init_names,
     make_plan,
+    resolve_window,
     run_bar,
     run_batches,
     run_plan,
@@ -43,7 +44,7 @@ def explain(
     direction: str = "down",
     n_candidates: int = 32,
     n_steps: int = 500,
-    window: int | None = None,
+    window: int | str | None = "auto",
     restarts: int = 1,
     moves: str = "pair",
     init: str | Sequence[str] = "first_order",
@@ -93,7 +94,12 @@ def explain(
         Most search steps (the search stops earlier when no swap improves).
     window
         Only peaks within this many bp of the gene body (of any gene of a set) are candidates;
-        needs gene coordinates in the RNA ``var``. ``None``: all peaks.
+        needs gene coordinates in the RNA ``var``. ``"auto"`` (default): the surrogate's own
+        cis window (``cis_window`` of :func:`~grids_sc.tl.fit_surrogate`, 250 kb by default)
+        for ``model="cis"`` and ``"loco"``, the window its heads read, and all peaks for the
+        paper's ``model="grids"``, which has none. ``None``: all peaks, so peaks far from the
+        gene that move it only through the shared cell state (a trans path: marker peaks of
+        the cell type) can enter the selection; see :ref:`candidate-window`.
     restarts
         Searches from different starts; the best on validation cells is kept and each peak's
         selection frequency is reported as its confidence. With several ``init`` starts,
@@ -202,6 +208,7 @@ def explain(
     executor = check_executor(executor, worker_threads)
     check_progress(progress, executor)
     fitted = get_surrogate(mdata, key, check_genes=False)
+    window = resolve_window(window, fitted)
     plan = make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, "grids")
     dev = task_device(device, executor)
     settings = SelectionSettings.of_call(
