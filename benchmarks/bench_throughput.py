@@ -52,6 +52,11 @@ def main() -> None:
     parser.add_argument("--full-tasks", type=int, default=12_000)
     parser.add_argument("--cis-max-epochs", type=int, default=60)
     parser.add_argument(
+        "--explain-genes", type=int, default=None,
+        help="explain only the first N genes (the data and the fit keep --genes); the full "
+        "size is extrapolated from their tasks",
+    )  # fmt: skip
+    parser.add_argument(
         "--window", default="auto",
         help="explain's and the correlation links' window: 'auto' (the default: the "
         "surrogate's cis window), 'none' (every peak a candidate) or bp",
@@ -79,10 +84,11 @@ def main() -> None:
         progress=False,
     )
     t_fit = time.perf_counter() - t
-    genes = list(m["rna"].var_names)
+    genes = list(m["rna"].var_names)[: args.explain_genes]
     groups = sorted(m.obs["celltype"].astype(str).unique())
     n_tasks = len(genes) * len(groups)
-    print(f"data: {args.cells} cells x {args.peaks} peaks x {len(genes)} genes x "
+    print(f"data: {args.cells} cells x {args.peaks} peaks x {args.genes} genes, "
+          f"{len(genes)} explained x "
           f"{len(groups)} cell types ({n_tasks} tasks), L={args.L}, window={window}, torch threads "
           f"{torch.get_num_threads()}; simulate {t_sim:.0f} s, fit {t_fit:.0f} s")  # fmt: skip
 

@@ -22,6 +22,7 @@ from grids_sc.model import (
     make_batch,
 )
 from grids_sc.search import EmbeddingSumProblem, GridsOptimizer, run_search
+from grids_sc.search._problem import RelativeExpression
 
 N_CELLS, N_PEAKS, N_GENES, N_CHROM = 60, 700, 4, 3
 GENES = np.array([1, 3])
@@ -201,6 +202,34 @@ def test_first_order_is_gradient_times_change(model, p):
     np.testing.assert_allclose(d.numpy(), ((p - obs) * g).sum(0).numpy(), rtol=1e-4, atol=1e-7)
     sal = inc.input_gradient(objective)[feats]
     np.testing.assert_allclose(sal.numpy(), g.sum(0).numpy(), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_scores_of_the_candidates_alone_equal_every_peaks(model, p):
+    """``score_only``: the candidates' first-order scores are those of the product over every
+    peak, bit for bit, alone and in ``first_order_many`` (genes with different candidates
+    sharing their cells); the other peaks score NaN."""
+    x = _x(4)
+    full = model.incremental(x, GENES, p)
+    objective = RelativeExpression(1.0, full.expression(full.initial()).mean(0).detach())
+    sel = torch.tensor([7, 300])
+    ref = full.first_order(full.perturbed(sel), objective)
+    masks = [np.zeros(N_PEAKS, dtype=bool) for _ in range(2)]
+    masks[0][[7, 300, *range(100, 160)]] = True
+    masks[1][[7, 300, *range(400, 420), 650]] = True
+    alone, items = [], []
+    for mask in masks:
+        inc = full.for_genes(GENES)
+        inc.score_only(np.flatnonzero(mask))
+        state = inc.perturbed(sel)
+        alone.append(inc.first_order(state, objective))
+        items.append((inc, state, objective))
+    many = type(full).first_order_many(items)
+    for mask, d, dm in zip(masks, alone, many):
+        assert torch.equal(d[mask], ref[mask]) and torch.equal(dm[mask], ref[mask])
+        assert torch.isnan(d[~mask]).all() and torch.isnan(dm[~mask]).all()
+    inc.score_only(None)  # every peak again
+    assert torch.equal(inc.first_order(inc.perturbed(sel), objective), ref)
 
 
 @pytest.mark.parametrize("p", [0.0, 1.0])

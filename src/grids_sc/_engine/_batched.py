@@ -93,6 +93,8 @@ def batch_problems(module, rows, tasks: list[Task], settings: SelectionSettings,
             probs[s] = EmbeddingSumProblem(
                 module, rows[i], task.gene_index, p, sign, dev, model=model
             )
+        if "train" in probs:  # as problems(): the candidates' first-order scores only
+            probs["train"].score_only(task.candidates)
         out.append(probs)
     return cells, out
 

@@ -105,6 +105,8 @@ def problems(module, rows, task: Task, settings: SelectionSettings, dev) -> tupl
         for s, i in local.items()
         if len(i)
     }
+    if "train" in probs:  # the search reads the first-order scores of its candidates only
+        probs["train"].score_only(task.candidates)
     return cells, local, probs
 
 

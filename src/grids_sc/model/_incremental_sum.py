@@ -79,6 +79,8 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         )
         self.by_peak = batch.by_peak
         self._batch = batch
+        self.scored: torch.Tensor | None = None  # peaks first_order scores (None: all)
+        self._scored_rows: torch.Tensor | None = None
         self.peak_chrom = enc.peak_chrom.to(self.device)
         with torch.no_grad():
             self.delta = enc.delta.detach()
@@ -90,6 +92,33 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         self._grad: tuple | None = None
         self._y_state: EmbeddingSumState | None = None
         self._y: torch.Tensor | None = None
+
+    def score_only(self, peaks: torch.Tensor | np.ndarray | None) -> None:
+        """Compute :meth:`first_order` for ``peaks`` only (``None``: every peak); the others
+        score NaN. A search over a gene's window needs the scores of its candidates alone, and
+        the sparse product then runs over their nonzeros instead of the whole genome's; the
+        scores of ``peaks`` are those of the unrestricted product.
+        """
+        self._grad_state, self._grad_objective, self._grad = None, None, None
+        if peaks is None:
+            self.scored, self._scored_rows = None, None
+            return
+        idx = np.unique(np.asarray(torch.as_tensor(peaks).cpu(), dtype=np.int64))
+        self.scored = torch.from_numpy(idx).to(self.device)
+        chrom = self.enc.peak_chrom.cpu().numpy()
+        self._scored_rows = _peak_rows(self.x, idx, chrom, self.enc.n_chrom).to(self.device)
+
+    def _shared_sum(self, grad: torch.Tensor, rows: torch.Tensor | None, peaks) -> torch.Tensor:
+        """``sum_c x_cj G_c,k(j)`` ``[P, e]`` of the ``peaks`` scored (all: ``rows`` None),
+        the other rows NaN, from ``grad`` ``[n * K, e']``.
+        """
+        if rows is None:
+            return self.by_peak @ grad
+        out = torch.full(
+            (self.n_features, grad.shape[-1]), float("nan"), dtype=grad.dtype, device=grad.device
+        )
+        out[peaks] = rows @ grad
+        return out
 
     def for_genes(self, genes) -> EmbeddingSumIncremental:
         """The evaluator of the same cells for other target genes, sharing the cells' encoder
@@ -279,7 +308,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         ):
             return self._grad
         grad, grad_s = self._objective_grads(objective, state.h, state.s)
-        m = self.by_peak @ grad.reshape(-1, grad.shape[-1])  # sum_c x_cj G_c,k(j)
+        m = self._shared_sum(grad.reshape(-1, grad.shape[-1]), self._scored_rows, self.scored)
         total = grad.sum(0)  # [K, e]
         d = (self.delta * (self.p * total[self.peak_chrom] - m)).sum(-1)
         d_cis = self._window_first_order(grad_s, d)
@@ -310,11 +339,23 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
                      for i in idx]  # fmt: skip
             emb = grads[0][0].shape[-1]
             stacked = torch.cat([g.reshape(-1, emb) for g, _ in grads], 1)
-            m_all = items[idx[0]][0].by_peak @ stacked  # [P, len(idx) * e]
+            first = items[idx[0]][0]
+            scored = [items[i][0].scored for i in idx]
+            if any(sc is None for sc in scored):  # one product over every peak
+                m_all = first.by_peak @ stacked  # [P, len(idx) * e]
+            else:  # over the peaks any of them scores
+                union = torch.unique(torch.cat(scored))
+                chrom = first.enc.peak_chrom.cpu().numpy()
+                rows = _peak_rows(first.x, union.cpu().numpy(), chrom, first.enc.n_chrom)
+                m_all = first._shared_sum(stacked, rows.to(first.device), union)
             for j, i in enumerate(idx):
                 model, state, objective = items[i]
                 grad, grad_s = grads[j]
                 m = m_all[:, j * emb : (j + 1) * emb]
+                if model.scored is not None and len(model.scored) < model.n_features:
+                    keep = torch.zeros(model.n_features, dtype=torch.bool, device=m.device)
+                    keep[model.scored] = True
+                    m = torch.where(keep[:, None], m, torch.full_like(m, float("nan")))
                 total = grad.sum(0)
                 d = (model.delta * (model.p * total[model.peak_chrom] - m)).sum(-1)
                 d_cis = model._window_first_order(grad_s, d)
@@ -371,3 +412,21 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         (``None`` without cis heads).
         """
         return None
+
+
+def _peak_rows(x: sp.csc_matrix, peaks: np.ndarray, peak_chrom: np.ndarray, n_chrom: int):
+    """The rows ``peaks`` of a batch's ``by_peak`` (:func:`~grids_sc.model.make_batch`) of the
+    cells ``x`` (CSC): a sparse CSR tensor ``[len(peaks), n_cells * n_chrom]``.
+    """
+    import warnings
+
+    sub = x[:, peaks]
+    col = np.repeat(np.arange(len(peaks), dtype=np.int64), np.diff(sub.indptr))
+    with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product is tested
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(sub.indptr.astype(np.int64)),
+            torch.from_numpy(sub.indices.astype(np.int64) * n_chrom + peak_chrom[peaks][col]),
+            torch.from_numpy(np.asarray(sub.data, dtype=np.float32)),
+            size=(len(peaks), x.shape[0] * n_chrom),
+        )

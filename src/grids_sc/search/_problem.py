@@ -189,6 +189,17 @@ class EmbeddingSumProblem(SubsetProblem):
         idx = torch.as_tensor(np.asarray(features), dtype=torch.long, device=self.device)
         return self.p - self.model.columns(idx).T
 
+    def score_only(self, candidates: np.ndarray | torch.Tensor | None) -> None:
+        """Restrict :meth:`first_order` to the ``candidates`` (boolean mask over the peaks;
+        ``None`` or all ``True``: every peak), the only scores a search over them reads; the
+        others are NaN. A no-op for surrogates whose evaluator cannot restrict them.
+        """
+        restrict = getattr(self.model, "score_only", None)
+        if restrict is None:
+            return
+        mask = None if candidates is None else np.asarray(torch.as_tensor(candidates).cpu())
+        restrict(None if mask is None or mask.all() else np.flatnonzero(mask))
+
     # -- interface --------------------------------------------------------------------------
     @torch.no_grad()
     def value(self, selection: torch.Tensor) -> float:
