@@ -10,6 +10,10 @@ change through the shared latent to first order.
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
@@ -24,8 +28,24 @@ class CisIncremental(EmbeddingSumIncremental):
 
     # -- window sums ----------------------------------------------------------------------------
     def _window_sums(self, batch) -> torch.Tensor:
-        s0 = self.module.cis.pool(batch, self.genes).detach()
+        """The target genes' window sums ``[n, T, c]``: each gene's offset plus a sparse
+        product of the cells' window columns with the window embeddings, so the cost grows
+        with the windows' nonzeros, not with the whole genome's (``batch`` is not read).
+        """
         self._window_table()
+        offset = self.module.cis.offset[self.genes].detach()  # [T, c]
+        s0 = offset.expand(self.n_cells, -1, -1).clone()
+        if len(self.win_peaks):
+            cols = sp.csr_matrix(self.x[:, self.win_peaks.cpu().numpy()])  # [n, U]
+            with warnings.catch_warnings():  # torch flags sparse CSR as beta
+                warnings.simplefilter("ignore", UserWarning)
+                xw = torch.sparse_csr_tensor(
+                    torch.from_numpy(cols.indptr.astype(np.int64)),
+                    torch.from_numpy(cols.indices.astype(np.int64)),
+                    torch.from_numpy(np.asarray(cols.data, dtype=np.float32)),
+                    size=cols.shape,
+                ).to(self.device)
+            s0 += (xw @ self.win_emb.flatten(1)).view_as(s0)
         return s0
 
     def _window_table(self) -> None:
