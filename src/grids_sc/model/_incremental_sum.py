@@ -268,15 +268,22 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         """
         contrib = change[..., None] * self.delta[peaks][:, :, None, :]  # [m, q, c, e]
         same = (chroms[:, :, None] == chroms[:, None, :]).to(ht.dtype)  # [m, q, q]
+        # the slot of each touched chromosome that carries its change: its first peak in the
+        # move (the other slots of that chromosome would repeat the same layer)
+        first = ~torch.tril(same, -1).bool().any(-1)  # [m, q]
         # each touched chromosome's sums after all of the move's changes on it
         h_slot = ht + torch.einsum("mqr,mrne->mqne", same, contrib)
-        hid_slot = torch.stack(
-            [self._chrom_layer_one(h_slot[:, i], chroms[:, i]) for i in range(peaks.shape[1])],
-            1,
-        )  # [m, q, c, hidden]
-        # add each touched chromosome's change of the latent once (a chromosome touched by
-        # several peaks of a move is counted 1 / count per peak)
-        d_hid = (hid_slot - hidt) / same.sum(-1)[..., None, None]
+        d_hid = torch.zeros_like(hidt)  # [m, q, c, hidden]
+        for i in range(peaks.shape[1]):
+            rows = torch.nonzero(first[:, i]).squeeze(1)
+            if not len(rows):
+                continue
+            if len(rows) == len(first):
+                d_hid[:, i] = self._chrom_layer_one(h_slot[:, i], chroms[:, i]) - hidt[:, i]
+            else:
+                hid_i = self._chrom_layer_one(h_slot[rows, i], chroms[rows, i])
+                d_hid[rows, i] = hid_i - hidt[rows, i]
+        # each touched chromosome's change of the latent, once
         z_new = z + self.enc.latent_change(d_hid, chroms)  # [m, c, L]
         return self._readout(z_new, self._move_window(s, peaks, change))
 
