@@ -58,13 +58,23 @@ def fit(args) -> None:
     t = time.perf_counter()
     if args.margin is not None:
         fit_module.LOCO_KEEP_MARGIN = args.margin
+    if args.rule is not None:
+        fit_module.LOCO_KEEP_RULE = args.rule
     if args.sparsity is not None:  # the heads' group-lasso weight (a variant)
         import functools
 
         from grids_sc.model import CisTrainConfig
 
         fit_module.CisTrainConfig = functools.partial(CisTrainConfig, sparsity=args.sparsity)
+    halves_out: dict = {}
+    real_fit = fit_module.fit_cis_heads
+
+    def fit_heads(*a, **kw):  # keeps each validation half's best heads for the rules
+        return real_fit(*a, **kw, halves_out=halves_out)
+
+    fit_module.fit_cis_heads = fit_heads
     grids.tl.fit_surrogate(m, model="loco", groupby=groupby, seed=args.seed, progress=False)
+    fit_module.fit_cis_heads = real_fit
     fit_s = time.perf_counter() - t
     f = grids.tl.get_surrogate(m)
     module = f.module.eval()
@@ -83,8 +93,17 @@ def fit(args) -> None:
     for name, idx in (("val", va), ("test", te)):
         full, state = _predict(module, x, pc, n_chrom, idx, bias)
         out.update({f"y_{name}": y[idx], f"full_{name}": full, f"state_{name}": state})
+    # each validation half's best heads (early stopping on that half alone)
+    out["val_halves"] = np.asarray(halves_out["val_halves"])
+    kept = {k: v.clone() for k, v in module.cis.state_dict().items()}
+    for h, params in enumerate(halves_out["states"]):
+        module.cis.load_state_dict(params, strict=False)
+        for name, idx in (("val", va), ("test", te)):
+            out[f"half{h}_{name}"] = _predict(module, x, pc, n_chrom, idx, bias)[0]
+    module.cis.load_state_dict(kept)
     hist = m.uns["grids"]["surrogates"]["surrogate"]["history"]["cis"]
-    out["best_epoch"] = np.asarray(hist["best_epoch"])
+    for k in ("best_epoch", "best_val", "silent_val", "crossfit_gain", "half_gain"):
+        out[k] = np.asarray(hist[k])
     df = grids.tl.surrogate_fidelity(m, predictions=False)
     out["ridge_r"] = df["pearson_ridge"].to_numpy()
     out["surrogate_r"] = df["pearson_surrogate"].to_numpy()
@@ -122,10 +141,20 @@ def rules(args) -> None:
         print(f"  state alone: {_median_r(st, yt):.4f}; every head kept: {_median_r(ft, yt):.4f}")
         print(f"  relative validation improvement, quantiles 10/50/90/99%: "
               f"{np.round(np.quantile(rel, [0.1, 0.5, 0.9, 0.99]), 4)}")  # fmt: skip
-        for name, keep in [
+        rules_ = [
             *[(f"relative improvement >= {mm:g}", rel >= mm) for mm in args.margins],
             *[(f"paired t >= {tt:g}", tstat >= tt) for tt in args.t],
-        ]:
+        ]
+        if "crossfit_gain" in d:  # the cross-fitted rule (gain on the half that did not choose)
+            cg, hg = d["crossfit_gain"], d["half_gain"]
+            if yt.shape[1] <= 20:
+                print(f"    cross-fitted gain per gene: {np.round(cg, 4)}")
+                print(f"    half 0 -> 1: {np.round(hg[0], 4)}; 1 -> 0: {np.round(hg[1], 4)}")
+            print(f"  cross-fitted gain, quantiles 10/50/90/99%: "
+                  f"{np.round(np.quantile(cg, [0.1, 0.5, 0.9, 0.99]), 4)}")  # fmt: skip
+            rules_ += [(f"cross-fitted gain > {mm:g}", cg > mm) for mm in args.crossfit]
+            rules_ += [(f"one half (0 -> 1) gain > {mm:g}", hg[0] > mm) for mm in args.crossfit]
+        for name, keep in rules_:
             pred = np.where(keep[None, :], ft, st)
             print(f"  {name}: r {_median_r(pred, yt):.4f}, heads kept {int(keep.sum())}")
 
@@ -139,10 +168,12 @@ def main() -> None:
     a.add_argument("--out", required=True)
     a.add_argument("--margin", type=float, help="the heads' keep margin (default: the package's)")
     a.add_argument("--sparsity", type=float, help="the heads' group-lasso weight (default 3e-3)")
+    a.add_argument("--rule", choices=["validation", "crossfit"], help="the heads' keep rule")
     b = sub.add_parser("rules")
     b.add_argument("files", nargs="+")
     b.add_argument("--margins", type=float, nargs="+", default=[0, 0.005, 0.01, 0.02, 0.03, 0.05])
     b.add_argument("--t", type=float, nargs="+", default=[1, 2, 3, 4])
+    b.add_argument("--crossfit", type=float, nargs="+", default=[-0.005, 0, 0.0025, 0.005, 0.01])
     args = ap.parse_args()
     torch.set_num_threads(1)
     fit(args) if args.cmd == "fit" else rules(args)

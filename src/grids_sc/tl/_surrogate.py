@@ -49,6 +49,8 @@ DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer", "loco": "center"}
 # model="loco": a gene keeps its cis head only when the head lowers its validation loss by at
 # least this fraction of the state's alone (CisTrainConfig.keep_margin; benchmarks/README.md)
 LOCO_KEEP_MARGIN = 0.01
+# ... and measured how (CisTrainConfig.keep_rule)
+LOCO_KEEP_RULE = "validation"
 MIN_CELLS = 20
 
 
@@ -398,7 +400,7 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
     """``model="loco"``: the expression-trained LOCO state, then the screen (each gene's
     window peaks most correlated with what the state leaves of the gene) and the heads.
     """
-    peak_chrom, x, y, _groups, train_idx, val_idx = data
+    peak_chrom, x, y, groups, train_idx, val_idx = data
     cis_cfg = CisConfig(cis_dim=cis.dim, cis_hidden=cis.hidden)
     pc, gc = torch.from_numpy(peak_chrom), torch.from_numpy(gene_chrom)
     none = torch.zeros(0, dtype=torch.long)
@@ -422,11 +424,18 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
         shared = {k: v for k, v in state.state_dict().items() if not k.startswith("cis.")}
         module.load_state_dict(shared, strict=False)
         cis_train = CisTrainConfig(
-            batch_size=train.batch_size, max_epochs=cis.max_epochs, keep_margin=LOCO_KEEP_MARGIN
+            batch_size=train.batch_size,
+            max_epochs=cis.max_epochs,
+            keep_margin=LOCO_KEEP_MARGIN,
+            keep_rule=LOCO_KEEP_RULE,
+        )
+        # the validation cells' halves for the cross-fitted keep rule, stratified like the split
+        halves = split_cells(
+            len(val_idx), None if groups is None else groups[val_idx], seed, (0.5, 0.5, 0.0)
         )
         history["cis"] = fit_cis_heads(
             module, x, y, train_idx, val_idx, cis_train, device=device, seed=seed,
-            progress=progress, parallel=parallel,
+            progress=progress, parallel=parallel, val_halves=halves,
         )  # fmt: skip
     return module, history, cis_train
 
