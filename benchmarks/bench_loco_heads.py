@@ -102,8 +102,10 @@ def fit(args) -> None:
             out[f"half{h}_{name}"] = _predict(module, x, pc, n_chrom, idx, bias)[0]
     module.cis.load_state_dict(kept)
     hist = m.uns["grids"]["surrogates"]["surrogate"]["history"]["cis"]
-    for k in ("best_epoch", "best_val", "silent_val", "crossfit_gain", "half_gain"):
-        out[k] = np.asarray(hist[k])
+    for k in ("best_epoch", "best_val", "silent_val", "crossfit_gain", "half_gain",
+              "crossfit_alpha", "head_scale"):  # fmt: skip
+        if k in hist:
+            out[k] = np.asarray(hist[k])
     df = grids.tl.surrogate_fidelity(m, predictions=False)
     out["ridge_r"] = df["pearson_ridge"].to_numpy()
     out["surrogate_r"] = df["pearson_surrogate"].to_numpy()
@@ -168,7 +170,7 @@ def main() -> None:
     a.add_argument("--out", required=True)
     a.add_argument("--margin", type=float, help="the heads' keep margin (default: the package's)")
     a.add_argument("--sparsity", type=float, help="the heads' group-lasso weight (default 3e-3)")
-    a.add_argument("--rule", choices=["validation", "crossfit"], help="the heads' keep rule")
+    a.add_argument("--rule", choices=["validation", "crossfit", "shrink"], help="the heads' keep rule")
     b = sub.add_parser("rules")
     b.add_argument("files", nargs="+")
     b.add_argument("--margins", type=float, nargs="+", default=[0, 0.005, 0.01, 0.02, 0.03, 0.05])

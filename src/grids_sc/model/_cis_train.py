@@ -26,6 +26,9 @@ from ._surrogate import Surrogate
 from ._train import make_adamw
 
 
+KEEP_RULES = ("validation", "crossfit", "shrink")
+
+
 @dataclass
 class CisTrainConfig:
     """Optimisation of the cis heads (plain values, stored with the model).
@@ -214,10 +217,8 @@ def fit_cis_heads(
         ``half_gain`` (``[2, n_genes]``: the relative reduction on half 1 at half 0's best
         epoch, and on half 0 at half 1's).
     """
-    if cfg.keep_rule not in ("validation", "crossfit"):
-        raise ValueError(
-            f"keep_rule must be 'validation' or 'crossfit', not {cfg.keep_rule!r}"
-        )
+    if cfg.keep_rule not in KEEP_RULES:
+        raise ValueError(f"keep_rule must be one of {KEEP_RULES}, not {cfg.keep_rule!r}")
     parallel = parallel or DataParallel(device=torch.device(device))
     device = parallel.device if parallel.active else torch.device(device)
     progress = progress and parallel.main
@@ -255,13 +256,15 @@ def fit_cis_heads(
     wait = torch.zeros(n_g, dtype=torch.long, device=device)
     best_state = {k: v.detach().clone() for k, v in cis.named_parameters()}
     silent_state = silent_val = None
-    val_args = (module, w, z, y_t, val_share, cfg.batch_size, device, parallel, half_share)
+    val_args = (module, w, z, y_t, val_share, cfg.batch_size, device, parallel)
+    base = None
     if silent:  # the silent start is every gene's first candidate: a head must beat it
-        best, halves = _val_loss(*val_args)
+        best, halves, base = _val_loss(*val_args, half_share)
         silent_val = best.clone()
         silent_state = {k: v.clone() for k, v in best_state.items()}
-        # per half: its best loss so far, and the other half's loss at that epoch
-        silent_half, half_best, cross = halves, halves.clone(), halves.flip(0).clone()
+        # per half h: its best loss so far, and the other half's sums (squared error,
+        # residual x head, head x head: the head as the change from the silent start) then
+        silent_half, half_best, cross = halves, _half_loss(halves), halves.flip(0).clone()
         if halves_out is not None:
             half_states = [{k: v.clone() for k, v in silent_state.items()} for _ in range(2)]
     train_hist, val_hist = [], []
@@ -279,12 +282,13 @@ def fit_cis_heads(
             total += float(loss.detach()) * len(idx)
         total, n = parallel.sum(torch.tensor([total, len(order)], dtype=torch.float64)).tolist()
         train_hist.append(total / max(n, 1) / max(n_g, 1))
-        val, halves = _val_loss(*val_args)
+        val, halves, _ = _val_loss(*val_args, half_share, base)
         val_hist.append(float(val.mean()))
         if silent:
-            up = halves < half_best - 1e-6 * half_best.abs()
-            half_best = torch.where(up, halves, half_best)
-            cross = torch.where(up, halves.flip(0), cross)
+            loss_h = _half_loss(halves)
+            up = loss_h < half_best - 1e-6 * half_best.abs()
+            half_best = torch.where(up, loss_h, half_best)
+            cross = torch.where(up[:, None], halves.flip(0), cross)
             if halves_out is not None:
                 for h in range(2):
                     _keep_improved(cis, half_states[h], up[h])
@@ -298,22 +302,25 @@ def fit_cis_heads(
             break
     bar.close()
     if silent:  # a head that does not beat the state alone by the margin goes back to silent
-        # cross[h]: the loss on the other half at half h's best epoch, against its silent loss
-        other = silent_half.flip(0)
-        half_gain = (other - cross) / other.clamp(min=1e-12)
-        n_half = torch.tensor(
-            [float((val_halves == 1).sum()), float((val_halves == 0).sum())], device=device
-        )[:, None]  # the cells of the half that scores
-        crossfit_gain = ((other - cross) * n_half).sum(0) / (other * n_half).sum(0).clamp(
-            min=1e-12
-        )
-        if cfg.keep_rule == "crossfit":
-            weak = ~(crossfit_gain > cfg.keep_margin)
-        else:
+        # cross[h]: the other half's sums at half h's best epoch; its silent squared error
+        other = silent_half.flip(0)[:, 0]
+        half_gain = (other - cross[:, 0]) / other.clamp(min=1e-12)
+        crossfit_gain = (other - cross[:, 0]).sum(0) / other.sum(0).clamp(min=1e-12)
+        hh = cross[:, 2].sum(0)  # least-squares scale of the head on the other halves
+        crossfit_alpha = torch.where(hh > 0, cross[:, 1].sum(0) / hh.clamp(min=1e-30), 0.0)
+        scale = torch.ones_like(best)
+        if cfg.keep_rule == "validation":
             weak = best > silent_val * (1 - cfg.keep_margin)
+        else:
+            weak = ~(crossfit_gain > cfg.keep_margin)
+            if cfg.keep_rule == "shrink":  # a weak head shrunk, silent only without signal
+                scale = torch.where(weak, crossfit_alpha.clamp(0.0, 1.0), scale)
+                weak = weak & (scale <= 0)
         _keep_improved(cis, best_state, weak, source=silent_state)
         best = torch.where(weak, silent_val, best)
         best_epoch[weak.cpu().numpy()] = -1
+        scale = torch.where(weak, 0.0, scale)
+        _scale_heads(best_state, silent_state, scale)
     with torch.no_grad():
         for k, v in cis.named_parameters():
             v.copy_(best_state[k])
@@ -328,51 +335,87 @@ def fit_cis_heads(
         out["silent_val"] = silent_val.cpu().numpy()
         out["crossfit_gain"] = crossfit_gain.cpu().numpy()
         out["half_gain"] = half_gain.cpu().numpy()
+        out["crossfit_alpha"] = crossfit_alpha.cpu().numpy()
+        out["head_scale"] = scale.cpu().numpy()
         if halves_out is not None:
             halves_out.update(val_halves=val_halves, states=half_states)
     return out
 
 
 def _val_loss(
-    module, w, z, y_t, val_share, batch_size, device, parallel, half=None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-gene mean squared error over the validation cells of every rank, and with
-    ``half`` (a bool per cell of ``val_share``) that of each half (``[2, n_genes]``).
+    module, w, z, y_t, val_share, batch_size, device, parallel, half=None, base=None
+):
+    """Per-gene mean squared error over the validation cells of every rank; with ``half`` (a
+    bool per cell of ``val_share``) also each half's sums ``[2, 3, n_genes]``: squared
+    error, residual of ``base`` times the change from ``base`` and that change squared
+    (``base``: predictions of the cells of ``val_share``; ``None``: this call's, returned
+    third for the later calls).
     """
-    sse, sse_half = _per_gene_sse(module, w, z, y_t, val_share, batch_size, device, half)
+    sse, stats, pred = _per_gene_sse(module, w, z, y_t, val_share, batch_size, device, half, base)
     n_g = len(sse)
     parts = [sse, torch.tensor([len(val_share)], device=device, dtype=sse.dtype)]
     if half is not None:
-        n1 = float(np.sum(half))
-        counts = torch.tensor([len(half) - n1, n1], device=device, dtype=sse.dtype)
-        parts += [sse_half.reshape(-1), counts]
+        parts.append(stats.reshape(-1))
     tot = parallel.sum(torch.cat(parts))
     val = tot[:n_g] / max(float(tot[n_g]), 1)
     if half is None:
-        return val, None
-    halves = tot[n_g + 1 : 3 * n_g + 1].view(2, n_g)
-    return val, halves / tot[3 * n_g + 1 :].clamp(min=1)[:, None]
+        return val, None, None
+    stats = tot[n_g + 1 :].view(2, 3, n_g)
+    if base is None:  # the sums are relative to this call's predictions
+        stats[:, 1:] = 0.0
+    return val, stats, pred
+
+
+def _half_loss(stats: torch.Tensor) -> torch.Tensor:
+    """``[2, n_genes]`` each half's squared error (what picks its best epoch)."""
+    return stats[:, 0]
 
 
 @torch.no_grad()
-def _per_gene_sse(module, w, z, y_t, idx, batch_size, device, half=None):
-    """Per-gene sum of squared errors over the cells ``idx``, and with ``half`` (a bool per
-    cell of ``idx``) over each half (``[2, n_genes]``; else ``None``).
+def _per_gene_sse(module, w, z, y_t, idx, batch_size, device, half=None, base=None):
+    """Per-gene sum of squared errors over the cells ``idx``; with ``half`` (a bool per cell
+    of ``idx``) the sums of :func:`_val_loss` per half and, without ``base``, the
+    predictions ``[len(idx), n_genes]``.
     """
     cis = module.cis
     total = torch.zeros(cis.n_genes, device=device)
-    by_half = None if half is None else torch.zeros(2, cis.n_genes, device=device)
+    stats = None if half is None else torch.zeros(2, 3, cis.n_genes, device=device)
+    preds = []
     for start in range(0, len(idx), batch_size):
         b = np.asarray(idx[start : start + batch_size])
         it = torch.from_numpy(b).to(device)
         pred = cis(_pool_rows(module, w, b, device), _take(module, z, it))
         err = (pred - y_t[it]) ** 2
         total += err.sum(0)
-        if half is not None:
-            h = torch.from_numpy(np.asarray(half[start : start + batch_size])).to(device)
-            by_half[0] += err[~h].sum(0)
-            by_half[1] += err[h].sum(0)
-    return total, by_half
+        if half is None:
+            continue
+        if base is None:
+            preds.append(pred)
+            ref = pred
+        else:
+            ref = base[start : start + len(b)]
+        h = torch.from_numpy(np.asarray(half[start : start + len(b)], dtype=bool)).to(device)
+        d, r = pred - ref, y_t[it] - ref
+        for k, sel in enumerate((~h, h)):
+            stats[k, 0] += err[sel].sum(0)
+            stats[k, 1] += (r[sel] * d[sel]).sum(0)
+            stats[k, 2] += (d[sel] ** 2).sum(0)
+    pred = torch.cat(preds) if preds else None
+    return total, stats, pred
+
+
+@torch.no_grad()
+def _scale_heads(best_state: dict, silent_state: dict, scale: torch.Tensor) -> None:
+    """Scale each gene's head, as the change from its silent start, by ``scale`` (1: as
+    trained, 0: silent): the output layer and linear term times ``scale``, the constant
+    moved that fraction of the way from the silent start's.
+    """
+    if bool((scale == 1).all()):
+        return
+    for k in ("w2", "lin"):
+        best_state[k].mul_(scale.view(-1, *[1] * (best_state[k].dim() - 1)))
+    b0 = silent_state["b2"]
+    best_state["b2"].copy_(b0 + scale * (best_state["b2"] - b0))
 
 
 @torch.no_grad()
