@@ -147,18 +147,49 @@ def rules(args) -> None:
             *[(f"relative improvement >= {mm:g}", rel >= mm) for mm in args.margins],
             *[(f"paired t >= {tt:g}", tstat >= tt) for tt in args.t],
         ]
-        if "crossfit_gain" in d:  # the cross-fitted rule (gain on the half that did not choose)
+        scales = [(name, keep.astype(float)) for name, keep in rules_]
+        if "crossfit_gain" in d:  # the cross-fitted rules (gain on the half that did not choose)
             cg, hg = d["crossfit_gain"], d["half_gain"]
+            alpha = _crossfit_alpha(d)
             if yt.shape[1] <= 20:
                 print(f"    cross-fitted gain per gene: {np.round(cg, 4)}")
                 print(f"    half 0 -> 1: {np.round(hg[0], 4)}; 1 -> 0: {np.round(hg[1], 4)}")
+                print(f"    cross-fitted scale per gene: {np.round(alpha, 3)}")
             print(f"  cross-fitted gain, quantiles 10/50/90/99%: "
                   f"{np.round(np.quantile(cg, [0.1, 0.5, 0.9, 0.99]), 4)}")  # fmt: skip
-            rules_ += [(f"cross-fitted gain > {mm:g}", cg > mm) for mm in args.crossfit]
-            rules_ += [(f"one half (0 -> 1) gain > {mm:g}", hg[0] > mm) for mm in args.crossfit]
-        for name, keep in rules_:
-            pred = np.where(keep[None, :], ft, st)
-            print(f"  {name}: r {_median_r(pred, yt):.4f}, heads kept {int(keep.sum())}")
+            print(f"  cross-fitted scale, quantiles 10/50/90/99%: "
+                  f"{np.round(np.quantile(alpha, [0.1, 0.5, 0.9, 0.99]), 3)}")  # fmt: skip
+            scales += [(f"cross-fitted gain > {mm:g}", (cg > mm).astype(float))
+                       for mm in args.crossfit]  # fmt: skip
+            scales += [(f"one half (0 -> 1) gain > {mm:g}", (hg[0] > mm).astype(float))
+                       for mm in args.crossfit]  # fmt: skip
+            a = np.clip(alpha, 0.0, 1.0)
+            for floor in args.floors:  # keep_rule="shrink" (floor 0) and floored variants
+                shrunk = np.where(cg > 0, 1.0, np.maximum(a, floor))
+                scales.append((f"shrink (gain > 0: whole head; else scale, floor {floor:g})",
+                               shrunk))  # fmt: skip
+                scales.append((f"every head times its scale, floor {floor:g}",
+                               np.maximum(a, floor)))  # fmt: skip
+        for name, scale in scales:
+            pred = st + scale[None, :] * (ft - st)
+            print(f"  {name}: r {_median_r(pred, yt):.4f}, heads kept {int((scale > 0).sum())}"
+                  f", at full size {int((scale == 1).sum())}")  # fmt: skip
+
+
+def _crossfit_alpha(d) -> np.ndarray:
+    """Each head's least-squares scale on the validation half that did not pick its epoch
+    (``CisTrainConfig.keep_rule``; from the halves' heads when the file predates it).
+    """
+    if "crossfit_alpha" in d:
+        return d["crossfit_alpha"]
+    half = d["val_halves"].astype(bool)
+    r = d["y_val"] - d["state_val"]
+    num = den = 0.0
+    for h, cells in ((0, half), (1, ~half)):  # half h's heads scored on the other half
+        dh = (d[f"half{h}_val"] - d["state_val"])[cells]
+        num = num + (r[cells] * dh).sum(0)
+        den = den + (dh**2).sum(0)
+    return np.where(den > 0, num / np.maximum(den, 1e-30), 0.0)
 
 
 def main() -> None:
@@ -176,6 +207,7 @@ def main() -> None:
     b.add_argument("--margins", type=float, nargs="+", default=[0, 0.005, 0.01, 0.02, 0.03, 0.05])
     b.add_argument("--t", type=float, nargs="+", default=[1, 2, 3, 4])
     b.add_argument("--crossfit", type=float, nargs="+", default=[-0.005, 0, 0.0025, 0.005, 0.01])
+    b.add_argument("--floors", type=float, nargs="+", default=[0, 0.05, 0.1, 0.2])
     args = ap.parse_args()
     torch.set_num_threads(1)
     fit(args) if args.cmd == "fit" else rules(args)

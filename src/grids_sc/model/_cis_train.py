@@ -65,6 +65,14 @@ class CisTrainConfig:
         reduction relative to the silent start's, and the head is kept only when it is above
         ``keep_margin``. Either way the kept head is the one of the best epoch on all the
         validation cells, so training and the kept weights do not depend on the rule.
+        ``"shrink"``: as ``"crossfit"``, but a head below the margin is scaled (as a change
+        from the silent start) by its cross-fitted least-squares scale on the halves that
+        did not pick its epoch, clipped to ``[shrink_floor, 1]``; silent only at scale 0.
+        The scale shrinks what the head adds to the prediction, and keeps the order of its
+        peaks' effects.
+    shrink_floor
+        ``keep_rule="shrink"``: the smallest scale of a head that improved on the validation
+        cells at some epoch (``0``: a head without cross-fitted signal is silenced).
     """
 
     max_epochs: int = 300
@@ -75,6 +83,7 @@ class CisTrainConfig:
     sparsity: float = 3e-3
     keep_margin: float = 0.0
     keep_rule: str = "validation"
+    shrink_floor: float = 0.0
 
     def to_dict(self) -> dict:
         """The settings as a plain dict."""
@@ -314,7 +323,10 @@ def fit_cis_heads(
         else:
             weak = ~(crossfit_gain > cfg.keep_margin)
             if cfg.keep_rule == "shrink":  # a weak head shrunk, silent only without signal
-                scale = torch.where(weak, crossfit_alpha.clamp(0.0, 1.0), scale)
+                shrunk = crossfit_alpha.clamp(0.0, 1.0).clamp(min=cfg.shrink_floor)
+                # a head that never beat the silent start is the silent start (scale 0)
+                shrunk = torch.where(best < silent_val, shrunk, 0.0)
+                scale = torch.where(weak, shrunk, scale)
                 weak = weak & (scale <= 0)
         _keep_improved(cis, best_state, weak, source=silent_state)
         best = torch.where(weak, silent_val, best)
