@@ -60,6 +60,8 @@ def fit(args) -> None:
         fit_module.LOCO_KEEP_MARGIN = args.margin
     if args.rule is not None:
         fit_module.LOCO_KEEP_RULE = args.rule
+    if args.floor is not None:
+        fit_module.LOCO_SHRINK_FLOOR = args.floor
     if args.sparsity is not None:  # the heads' group-lasso weight (a variant)
         import functools
 
@@ -202,6 +204,7 @@ def main() -> None:
     a.add_argument("--margin", type=float, help="the heads' keep margin (default: the package's)")
     a.add_argument("--sparsity", type=float, help="the heads' group-lasso weight (default 3e-3)")
     a.add_argument("--rule", choices=["validation", "crossfit", "shrink"], help="the heads' keep rule")
+    a.add_argument("--floor", type=float, help="the keep rule 'shrink''s floor")
     b = sub.add_parser("rules")
     b.add_argument("files", nargs="+")
     b.add_argument("--margins", type=float, nargs="+", default=[0, 0.005, 0.01, 0.02, 0.03, 0.05])

@@ -49,8 +49,9 @@ DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer", "loco": "center"}
 # model="loco": a gene keeps its cis head only when the head lowers its validation loss by at
 # least this fraction of the state's alone (CisTrainConfig.keep_margin; benchmarks/README.md)
 LOCO_KEEP_MARGIN = 0.01
-# ... and measured how (CisTrainConfig.keep_rule)
+# ... measured how (CisTrainConfig.keep_rule), and the smallest scale of a shrunk head
 LOCO_KEEP_RULE = "validation"
+LOCO_SHRINK_FLOOR = 0.0
 MIN_CELLS = 20
 
 
@@ -428,6 +429,7 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
             max_epochs=cis.max_epochs,
             keep_margin=LOCO_KEEP_MARGIN,
             keep_rule=LOCO_KEEP_RULE,
+            shrink_floor=LOCO_SHRINK_FLOOR,
         )
         # the validation cells' halves for the cross-fitted keep rule, stratified like the split
         halves = split_cells(
