@@ -46,12 +46,13 @@ from ._cis import cis_windows, screen_pairs
 
 # fit_surrogate(chrom_norm=None)
 DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer", "loco": "center"}
-# model="loco": a gene keeps its cis head only when the head lowers its validation loss by at
-# least this fraction of the state's alone (CisTrainConfig.keep_margin; benchmarks/README.md)
-LOCO_KEEP_MARGIN = 0.01
-# ... measured how (CisTrainConfig.keep_rule), and the smallest scale of a shrunk head
-LOCO_KEEP_RULE = "validation"
-LOCO_SHRINK_FLOOR = 0.0
+# model="loco" (CisTrainConfig.keep_rule, keep_margin, shrink_floor; benchmarks/README.md): a
+# head whose cross-fitted validation gain is above the margin is kept whole; one below it is
+# scaled by its cross-fitted least-squares scale, at least the floor where it beat the state
+# alone on the validation cells at some epoch, else silent
+LOCO_KEEP_RULE = "shrink"
+LOCO_KEEP_MARGIN = 0.0
+LOCO_SHRINK_FLOOR = 0.1
 MIN_CELLS = 20
 
 
