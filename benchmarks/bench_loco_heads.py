@@ -203,7 +203,7 @@ def main() -> None:
     a.add_argument("--out", required=True)
     a.add_argument("--margin", type=float, help="the heads' keep margin (default: the package's)")
     a.add_argument("--sparsity", type=float, help="the heads' group-lasso weight (default 3e-3)")
-    a.add_argument("--rule", choices=["validation", "crossfit", "shrink"], help="the heads' keep rule")
+    a.add_argument("--rule", choices=["validation", "crossfit", "shrink"], help="the keep rule")
     a.add_argument("--floor", type=float, help="the keep rule 'shrink''s floor")
     b = sub.add_parser("rules")
     b.add_argument("files", nargs="+")

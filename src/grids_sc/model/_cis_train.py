@@ -25,7 +25,6 @@ from ._parallel import DataParallel
 from ._surrogate import Surrogate
 from ._train import make_adamw
 
-
 KEEP_RULES = ("validation", "crossfit", "shrink")
 
 
@@ -354,9 +353,7 @@ def fit_cis_heads(
     return out
 
 
-def _val_loss(
-    module, w, z, y_t, val_share, batch_size, device, parallel, half=None, base=None
-):
+def _val_loss(module, w, z, y_t, val_share, batch_size, device, parallel, half=None, base=None):
     """Per-gene mean squared error over the validation cells of every rank; with ``half`` (a
     bool per cell of ``val_share``) also each half's sums ``[2, 3, n_genes]``: squared
     error, residual of ``base`` times the change from ``base`` and that change squared
