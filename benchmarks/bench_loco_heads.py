@@ -1,23 +1,28 @@
 """Which LOCO heads to keep on A549 (issue #21): the heads against the state alone, per gene.
 
-    python benchmarks/bench_loco_heads.py fit --seed 0 --out loco_heads_s0.npz [--margin 0]
-        [--sparsity 0.01] [--data a549]
+    python benchmarks/bench_loco_heads.py fit --seed 0 --out loco_heads_s0.npz
+        --rule validation --margin 0 [--sparsity 0.01] [--data a549]
     python benchmarks/bench_loco_heads.py rules loco_heads_s0.npz [loco_heads_s1.npz ...]
 
 ``fit`` runs ``fit_surrogate(model="loco", groupby="dex_time", seed=...)`` on the sci-CAR A549
 data (``bench_fidelity.py``'s loading; the seed also draws the split) with the heads' keep
-margin ``--margin`` (``0``: every head that beats the silent start on the validation cells is
-kept, as before the margin) and saves, for the validation and held-out cells, the observed
-expression, the full surrogate's prediction and the state's prediction alone (the silent
-head: the state plus each gene's mean training residual), with each head's best epoch and
-the ridge baseline's per-gene held-out r of ``surrogate_fidelity``.
+rule ``--rule`` and margin ``--margin`` (``--rule validation --margin 0``: every head that
+beats the silent start on the validation cells is kept whole, which the rules below need)
+and saves, for the validation and held-out cells, the observed expression, the full
+surrogate's prediction, the state's prediction alone (the silent head: the state plus each
+gene's mean training residual) and the predictions of the heads each validation half picks
+(early stopping on that half alone), with the halves, each head's best epoch, its
+cross-fitted gain and the ridge baseline's per-gene held-out r of ``surrogate_fidelity``.
 
-``rules`` reads such files and prints, for rules that keep a gene's head or silence it from
-the validation cells alone, the median held-out per-gene r of the surrogate so chosen and how
-many heads each keeps: a relative validation-loss improvement of at least ``m``
-(``CisTrainConfig.keep_margin``) and a paired test over the validation cells (the
+``rules`` reads such files and prints, for rules that keep, scale or silence a gene's head
+from the validation cells alone, the median held-out per-gene r of the surrogate so chosen
+and how many heads each keeps: a relative validation-loss improvement of at least ``m``
+(``keep_rule="validation"``, ``keep_margin``); a paired test over the validation cells (the
 per-cell difference of squared errors, state alone minus head, its mean at least ``t``
-standard errors above 0). The figures of the rules are what a fit with that rule gives (the
+standard errors above 0); the cross-fitted gain (each half's pick scored on the other half,
+``keep_rule="crossfit"``) above a margin, or one half's alone; and ``keep_rule="shrink"``
+(whole above the margin, else the head times its cross-fitted scale, at least a floor), and
+every head times its scale. The figures of the rules are what a fit with that rule gives (the
 choice is made after training, from the same heads).
 """
 
