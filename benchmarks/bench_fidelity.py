@@ -2,7 +2,8 @@
 
     python benchmarks/bench_fidelity.py [--data sim sim-redundant sim-confounded pbmc a549]
         [--models grids cis loco] [--epochs 60] [--threads 2] [--data-seeds 1 2]
-        [--fit-seeds 0 1 2] [--explain] [--loco-keep-margin 0.01]
+        [--fit-seeds 0 1 2] [--explain] [--loco-keep-margin 0.01] [--loco-keep-rule shrink]
+        [--loco-shrink-floor 0.1]
     python benchmarks/bench_fidelity.py --a549-study [--seeds 0 1 2] [--settings defaults]
 
 ``--explain`` adds, on ``sim-redundant``, the fraction of the enumerated true optimum that
@@ -251,12 +252,18 @@ def main() -> None:
         "--loco-keep-margin", type=float, help="model='loco': the heads' keep margin (default: "
         "the package's, grids_sc.tl._surrogate.LOCO_KEEP_MARGIN)",
     )  # fmt: skip
+    ap.add_argument("--loco-keep-rule", help="model='loco': the heads' keep rule")
+    ap.add_argument("--loco-shrink-floor", type=float, help="model='loco': the shrink floor")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if args.loco_keep_margin is not None:
-        import grids_sc.tl._surrogate as fit_module
+    import grids_sc.tl._surrogate as fit_module
 
+    if args.loco_keep_margin is not None:
         fit_module.LOCO_KEEP_MARGIN = args.loco_keep_margin
+    if args.loco_keep_rule is not None:
+        fit_module.LOCO_KEEP_RULE = args.loco_keep_rule
+    if args.loco_shrink_floor is not None:
+        fit_module.LOCO_SHRINK_FLOOR = args.loco_shrink_floor
     if args.a549_study:
         a549_study(args.seeds, args.settings)
         return

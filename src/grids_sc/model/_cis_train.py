@@ -25,6 +25,8 @@ from ._parallel import DataParallel
 from ._surrogate import Surrogate
 from ._train import make_adamw
 
+KEEP_RULES = ("validation", "crossfit", "shrink")
+
 
 @dataclass
 class CisTrainConfig:
@@ -52,6 +54,24 @@ class CisTrainConfig:
         window acts through nothing. ``0``: any improvement keeps the head. The early stop
         picks each head's best of up to ``max_epochs`` epochs on the same validation cells,
         so a head that fits noise also beats the silent start, by a little.
+    keep_rule
+        How a silent-start head's gain over the silent start is measured for
+        ``keep_margin``. ``"validation"``: its best validation loss against the silent
+        start's on the same validation cells (biased upwards by the choice of the best
+        epoch). ``"crossfit"``: the validation cells are split into two halves (seeded;
+        ``fit_cis_heads(val_halves=)``), each half picks the head's best epoch (or the
+        silent start) and the other half scores it; the gain is the two halves' pooled loss
+        reduction relative to the silent start's, and the head is kept only when it is above
+        ``keep_margin``. Either way the kept head is the one of the best epoch on all the
+        validation cells, so training and the kept weights do not depend on the rule.
+        ``"shrink"``: as ``"crossfit"``, but a head below the margin is scaled (as a change
+        from the silent start) by its cross-fitted least-squares scale on the halves that
+        did not pick its epoch, clipped to ``[shrink_floor, 1]``; silent only at scale 0.
+        The scale shrinks what the head adds to the prediction, and keeps the order of its
+        peaks' effects.
+    shrink_floor
+        ``keep_rule="shrink"``: the smallest scale of a head that improved on the validation
+        cells at some epoch (``0``: a head without cross-fitted signal is silenced).
     """
 
     max_epochs: int = 300
@@ -61,6 +81,8 @@ class CisTrainConfig:
     patience: int = 30
     sparsity: float = 3e-3
     keep_margin: float = 0.0
+    keep_rule: str = "validation"
+    shrink_floor: float = 0.0
 
     def to_dict(self) -> dict:
         """The settings as a plain dict."""
@@ -157,6 +179,8 @@ def fit_cis_heads(
     seed: int = 0,
     progress: bool = True,
     parallel: DataParallel | None = None,
+    val_halves: np.ndarray | None = None,
+    halves_out: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Fit the cis heads of ``module`` (the shared part is left unchanged).
 
@@ -179,6 +203,14 @@ def fit_cis_heads(
         :func:`~grids_sc.model.fit_surrogate_module`): each rank trains on its share of every
         step's cells, and the per-gene validation losses are summed over the ranks, so every
         gene stops at the same epoch on all ranks.
+    val_halves
+        Heads that start silent: ``[len(val_idx)]`` 0/1, the half of the validation cells
+        each belongs to, for the ``"crossfit"`` keep rule (see :class:`CisTrainConfig`);
+        ``None``: a seeded random half of ``val_idx`` each.
+    halves_out
+        Heads that start silent, for benchmarks: a dict that receives ``val_halves`` and
+        ``states``, each half's best head parameters (the silent start where it never
+        improved), as dicts of tensors like ``module.cis.state_dict()``.
 
     Returns
     -------
@@ -187,8 +219,14 @@ def fit_cis_heads(
         ``best_val`` per gene (``best_epoch`` -1: a head that starts silent, as the LOCO
         heads do, and did not beat its start on the validation cells by ``keep_margin``, so
         it was set back to silent and adds nothing), and with a silent start ``silent_val``,
-        each gene's validation loss of the silent start.
+        each gene's validation loss of the silent start, ``crossfit_gain`` (the head's
+        pooled relative loss reduction on each validation half at the best epoch of the
+        other half: what the ``"crossfit"`` rule compares with ``keep_margin``) and
+        ``half_gain`` (``[2, n_genes]``: the relative reduction on half 1 at half 0's best
+        epoch, and on half 0 at half 1's).
     """
+    if cfg.keep_rule not in KEEP_RULES:
+        raise ValueError(f"keep_rule must be one of {KEEP_RULES}, not {cfg.keep_rule!r}")
     parallel = parallel or DataParallel(device=torch.device(device))
     device = parallel.device if parallel.active else torch.device(device)
     progress = progress and parallel.main
@@ -212,16 +250,31 @@ def fit_cis_heads(
     step = parallel.wrap(loss_fn)
     batch_size = parallel.batch_size(cfg.batch_size)
     val_share = parallel.shard(np.asarray(val_idx))
+    half_share = None
+    if silent:  # each validation cell's half, for the cross-fitted keep rule
+        if val_halves is None:  # its own generator: the training order is unchanged
+            val_halves = np.random.default_rng([seed, 1]).permutation(len(val_idx)) % 2
+        val_halves = np.asarray(val_halves)
+        if val_halves.shape != (len(val_idx),) or not np.isin(val_halves, (0, 1)).all():
+            raise ValueError("val_halves must hold 0 or 1 for each validation cell")
+        half_share = parallel.shard(val_halves.astype(bool))
     n_g = cis.n_genes
     best = torch.full((n_g,), float("inf"), device=device)
     best_epoch = np.full(n_g, -1)
     wait = torch.zeros(n_g, dtype=torch.long, device=device)
     best_state = {k: v.detach().clone() for k, v in cis.named_parameters()}
     silent_state = silent_val = None
+    val_args = (module, w, z, y_t, val_share, cfg.batch_size, device, parallel)
+    base = None
     if silent:  # the silent start is every gene's first candidate: a head must beat it
-        best = _val_loss(module, w, z, y_t, val_share, cfg.batch_size, device, parallel)
+        best, halves, base = _val_loss(*val_args, half_share)
         silent_val = best.clone()
         silent_state = {k: v.clone() for k, v in best_state.items()}
+        # per half h: its best loss so far, and the other half's sums (squared error,
+        # residual x head, head x head: the head as the change from the silent start) then
+        silent_half, half_best, cross = halves, _half_loss(halves), halves.flip(0).clone()
+        if halves_out is not None:
+            half_states = [{k: v.clone() for k, v in silent_state.items()} for _ in range(2)]
     train_hist, val_hist = [], []
     bar = tqdm(range(cfg.max_epochs), desc="surrogate [cis]", disable=not progress, leave=False)
     for epoch in bar:
@@ -237,8 +290,16 @@ def fit_cis_heads(
             total += float(loss.detach()) * len(idx)
         total, n = parallel.sum(torch.tensor([total, len(order)], dtype=torch.float64)).tolist()
         train_hist.append(total / max(n, 1) / max(n_g, 1))
-        val = _val_loss(module, w, z, y_t, val_share, cfg.batch_size, device, parallel)
+        val, halves, _ = _val_loss(*val_args, half_share, base)
         val_hist.append(float(val.mean()))
+        if silent:
+            loss_h = _half_loss(halves)
+            up = loss_h < half_best - 1e-6 * half_best.abs()
+            half_best = torch.where(up, loss_h, half_best)
+            cross = torch.where(up[:, None], halves.flip(0), cross)
+            if halves_out is not None:
+                for h in range(2):
+                    _keep_improved(cis, half_states[h], up[h])
         improved = torch.isinf(best) | (val < best - 1e-6 * best.abs())
         best = torch.where(improved, val, best)
         wait = torch.where(improved, torch.zeros_like(wait), wait + 1)
@@ -249,10 +310,28 @@ def fit_cis_heads(
             break
     bar.close()
     if silent:  # a head that does not beat the state alone by the margin goes back to silent
-        weak = best > silent_val * (1 - cfg.keep_margin)
+        # cross[h]: the other half's sums at half h's best epoch; its silent squared error
+        other = silent_half.flip(0)[:, 0]
+        half_gain = (other - cross[:, 0]) / other.clamp(min=1e-12)
+        crossfit_gain = (other - cross[:, 0]).sum(0) / other.sum(0).clamp(min=1e-12)
+        hh = cross[:, 2].sum(0)  # least-squares scale of the head on the other halves
+        crossfit_alpha = torch.where(hh > 0, cross[:, 1].sum(0) / hh.clamp(min=1e-30), 0.0)
+        scale = torch.ones_like(best)
+        if cfg.keep_rule == "validation":
+            weak = best > silent_val * (1 - cfg.keep_margin)
+        else:
+            weak = ~(crossfit_gain > cfg.keep_margin)
+            if cfg.keep_rule == "shrink":  # a weak head shrunk, silent only without signal
+                shrunk = crossfit_alpha.clamp(0.0, 1.0).clamp(min=cfg.shrink_floor)
+                # a head that never beat the silent start is the silent start (scale 0)
+                shrunk = torch.where(best < silent_val, shrunk, 0.0)
+                scale = torch.where(weak, shrunk, scale)
+                weak = weak & (scale <= 0)
         _keep_improved(cis, best_state, weak, source=silent_state)
         best = torch.where(weak, silent_val, best)
         best_epoch[weak.cpu().numpy()] = -1
+        scale = torch.where(weak, 0.0, scale)
+        _scale_heads(best_state, silent_state, scale)
     with torch.no_grad():
         for k, v in cis.named_parameters():
             v.copy_(best_state[k])
@@ -265,27 +344,87 @@ def fit_cis_heads(
     }
     if silent:
         out["silent_val"] = silent_val.cpu().numpy()
+        out["crossfit_gain"] = crossfit_gain.cpu().numpy()
+        out["half_gain"] = half_gain.cpu().numpy()
+        out["crossfit_alpha"] = crossfit_alpha.cpu().numpy()
+        out["head_scale"] = scale.cpu().numpy()
+        if halves_out is not None:
+            halves_out.update(val_halves=val_halves, states=half_states)
     return out
 
 
-def _val_loss(module, w, z, y_t, val_share, batch_size, device, parallel) -> torch.Tensor:
-    """Per-gene mean squared error over the validation cells of every rank."""
-    sse = _per_gene_sse(module, w, z, y_t, val_share, batch_size, device)
-    sse = parallel.sum(torch.cat([sse, torch.tensor([len(val_share)], device=device)]))
-    return sse[:-1] / max(float(sse[-1]), 1)
+def _val_loss(module, w, z, y_t, val_share, batch_size, device, parallel, half=None, base=None):
+    """Per-gene mean squared error over the validation cells of every rank; with ``half`` (a
+    bool per cell of ``val_share``) also each half's sums ``[2, 3, n_genes]``: squared
+    error, residual of ``base`` times the change from ``base`` and that change squared
+    (``base``: predictions of the cells of ``val_share``; ``None``: this call's, returned
+    third for the later calls).
+    """
+    sse, stats, pred = _per_gene_sse(module, w, z, y_t, val_share, batch_size, device, half, base)
+    n_g = len(sse)
+    parts = [sse, torch.tensor([len(val_share)], device=device, dtype=sse.dtype)]
+    if half is not None:
+        parts.append(stats.reshape(-1))
+    tot = parallel.sum(torch.cat(parts))
+    val = tot[:n_g] / max(float(tot[n_g]), 1)
+    if half is None:
+        return val, None, None
+    stats = tot[n_g + 1 :].view(2, 3, n_g)
+    if base is None:  # the sums are relative to this call's predictions
+        stats[:, 1:] = 0.0
+    return val, stats, pred
+
+
+def _half_loss(stats: torch.Tensor) -> torch.Tensor:
+    """``[2, n_genes]`` each half's squared error (what picks its best epoch)."""
+    return stats[:, 0]
 
 
 @torch.no_grad()
-def _per_gene_sse(module, w, z, y_t, idx, batch_size, device) -> torch.Tensor:
-    """Per-gene sum of squared errors over the cells ``idx``."""
+def _per_gene_sse(module, w, z, y_t, idx, batch_size, device, half=None, base=None):
+    """Per-gene sum of squared errors over the cells ``idx``; with ``half`` (a bool per cell
+    of ``idx``) the sums of :func:`_val_loss` per half and, without ``base``, the
+    predictions ``[len(idx), n_genes]``.
+    """
     cis = module.cis
     total = torch.zeros(cis.n_genes, device=device)
+    stats = None if half is None else torch.zeros(2, 3, cis.n_genes, device=device)
+    preds = []
     for start in range(0, len(idx), batch_size):
         b = np.asarray(idx[start : start + batch_size])
         it = torch.from_numpy(b).to(device)
         pred = cis(_pool_rows(module, w, b, device), _take(module, z, it))
-        total += ((pred - y_t[it]) ** 2).sum(0)
-    return total
+        err = (pred - y_t[it]) ** 2
+        total += err.sum(0)
+        if half is None:
+            continue
+        if base is None:
+            preds.append(pred)
+            ref = pred
+        else:
+            ref = base[start : start + len(b)]
+        h = torch.from_numpy(np.asarray(half[start : start + len(b)], dtype=bool)).to(device)
+        d, r = pred - ref, y_t[it] - ref
+        for k, sel in enumerate((~h, h)):
+            stats[k, 0] += err[sel].sum(0)
+            stats[k, 1] += (r[sel] * d[sel]).sum(0)
+            stats[k, 2] += (d[sel] ** 2).sum(0)
+    pred = torch.cat(preds) if preds else None
+    return total, stats, pred
+
+
+@torch.no_grad()
+def _scale_heads(best_state: dict, silent_state: dict, scale: torch.Tensor) -> None:
+    """Scale each gene's head, as the change from its silent start, by ``scale`` (1: as
+    trained, 0: silent): the output layer and linear term times ``scale``, the constant
+    moved that fraction of the way from the silent start's.
+    """
+    if bool((scale == 1).all()):
+        return
+    for k in ("w2", "lin"):
+        best_state[k].mul_(scale.view(-1, *[1] * (best_state[k].dim() - 1)))
+    b0 = silent_state["b2"]
+    best_state["b2"].copy_(b0 + scale * (best_state["b2"] - b0))
 
 
 @torch.no_grad()

@@ -56,9 +56,10 @@ class LocoHeads(CisHeads):
 
     The heads start silent (:func:`~grids_sc.model.fit_cis_heads` zeroes their output
     layer and linear term, so a gene's prediction starts as the state's plus a constant)
-    and that start is every gene's first early-stopping candidate: a gene whose head does not
-    improve its validation loss by :attr:`~grids_sc.model.CisTrainConfig.keep_margin` is set
-    back to silent and keeps the state's prediction (:meth:`silent`).
+    and that start is every gene's first early-stopping candidate. After training the keep
+    rule (:attr:`~grids_sc.model.CisTrainConfig.keep_rule`) keeps a gene's head whole,
+    scales it (as a change from the silent start) or sets it back to silent, so the gene
+    keeps the state's prediction (:meth:`silent`).
     """
 
     silent_start = True

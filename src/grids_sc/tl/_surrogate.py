@@ -46,9 +46,13 @@ from ._cis import cis_windows, screen_pairs
 
 # fit_surrogate(chrom_norm=None)
 DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer", "loco": "center"}
-# model="loco": a gene keeps its cis head only when the head lowers its validation loss by at
-# least this fraction of the state's alone (CisTrainConfig.keep_margin; benchmarks/README.md)
-LOCO_KEEP_MARGIN = 0.01
+# model="loco" (CisTrainConfig.keep_rule, keep_margin, shrink_floor; benchmarks/README.md): a
+# head whose cross-fitted validation gain is above the margin is kept whole; one below it is
+# scaled by its cross-fitted least-squares scale, at least the floor where it beat the state
+# alone on the validation cells at some epoch, else silent
+LOCO_KEEP_RULE = "shrink"
+LOCO_KEEP_MARGIN = 0.0
+LOCO_SHRINK_FLOOR = 0.1
 MIN_CELLS = 20
 
 
@@ -398,7 +402,7 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
     """``model="loco"``: the expression-trained LOCO state, then the screen (each gene's
     window peaks most correlated with what the state leaves of the gene) and the heads.
     """
-    peak_chrom, x, y, _groups, train_idx, val_idx = data
+    peak_chrom, x, y, groups, train_idx, val_idx = data
     cis_cfg = CisConfig(cis_dim=cis.dim, cis_hidden=cis.hidden)
     pc, gc = torch.from_numpy(peak_chrom), torch.from_numpy(gene_chrom)
     none = torch.zeros(0, dtype=torch.long)
@@ -422,11 +426,19 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
         shared = {k: v for k, v in state.state_dict().items() if not k.startswith("cis.")}
         module.load_state_dict(shared, strict=False)
         cis_train = CisTrainConfig(
-            batch_size=train.batch_size, max_epochs=cis.max_epochs, keep_margin=LOCO_KEEP_MARGIN
+            batch_size=train.batch_size,
+            max_epochs=cis.max_epochs,
+            keep_margin=LOCO_KEEP_MARGIN,
+            keep_rule=LOCO_KEEP_RULE,
+            shrink_floor=LOCO_SHRINK_FLOOR,
+        )
+        # the validation cells' halves for the cross-fitted keep rule, stratified like the split
+        halves = split_cells(
+            len(val_idx), None if groups is None else groups[val_idx], seed, (0.5, 0.5, 0.0)
         )
         history["cis"] = fit_cis_heads(
             module, x, y, train_idx, val_idx, cis_train, device=device, seed=seed,
-            progress=progress, parallel=parallel,
+            progress=progress, parallel=parallel, val_halves=halves,
         )  # fmt: skip
     return module, history, cis_train
 
