@@ -89,16 +89,7 @@ def make_batch(x: sp.csr_matrix, peak_chrom: np.ndarray, n_chrom: int) -> AtacBa
         order = np.argsort(key, kind="stable")
         key, rows, indices, weights = key[order], rows[order], indices[order], weights[order]
     offsets = np.searchsorted(key, np.arange(n_cells * n_chrom, dtype=np.int64), side="left")
-    xc = x.tocsc()
-    col = np.repeat(np.arange(n_peaks, dtype=np.int64), np.diff(xc.indptr))
-    with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product is tested
-        warnings.simplefilter("ignore", UserWarning)
-        by_peak = torch.sparse_csr_tensor(
-            torch.from_numpy(xc.indptr.astype(np.int64)),
-            torch.from_numpy(xc.indices.astype(np.int64) * n_chrom + peak_chrom[col]),
-            torch.from_numpy(np.asarray(xc.data, dtype=np.float32)),
-            size=(n_peaks, n_cells * n_chrom),
-        )
+    by_peak = by_peak_rows(x.tocsc(), peak_chrom, n_chrom)
     return AtacBatch(
         torch.from_numpy(np.ascontiguousarray(indices)),
         torch.from_numpy(offsets.astype(np.int64)),
@@ -108,3 +99,24 @@ def make_batch(x: sp.csr_matrix, peak_chrom: np.ndarray, n_chrom: int) -> AtacBa
         n_cells,
         n_chrom,
     )
+
+
+def csr_tensor(indptr, indices, data, size: tuple[int, int]) -> torch.Tensor:
+    """A sparse CSR tensor (int64 structure, float32 values) from CSR arrays."""
+    with warnings.catch_warnings():  # torch flags sparse CSR as beta; the products are tested
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(np.asarray(indptr, dtype=np.int64)),
+            torch.from_numpy(np.asarray(indices, dtype=np.int64)),
+            torch.from_numpy(np.asarray(data, dtype=np.float32)),
+            size=size,
+        )
+
+
+def by_peak_rows(xc: sp.csc_matrix, col_chrom: np.ndarray, n_chrom: int) -> torch.Tensor:
+    """``by_peak`` of :class:`AtacBatch` for the columns of ``xc`` ``[n_cells, P]`` (CSC; all
+    peaks or a subset), each on chromosome ``col_chrom``: ``[P, n_cells * n_chrom]`` CSR.
+    """
+    col = np.repeat(np.arange(xc.shape[1], dtype=np.int64), np.diff(xc.indptr))
+    bag = xc.indices.astype(np.int64) * n_chrom + np.asarray(col_chrom)[col]
+    return csr_tensor(xc.indptr, bag, xc.data, (xc.shape[1], xc.shape[0] * n_chrom))

@@ -10,13 +10,11 @@ change through the shared latent to first order.
 
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from ._batch import csr_tensor
 from ._incremental import Objective
 from ._incremental_sum import EmbeddingSumIncremental, EmbeddingSumState
 
@@ -37,14 +35,7 @@ class CisIncremental(EmbeddingSumIncremental):
         s0 = offset.expand(self.n_cells, -1, -1).clone()
         if len(self.win_peaks):
             cols = sp.csr_matrix(self.x[:, self.win_peaks.cpu().numpy()])  # [n, U]
-            with warnings.catch_warnings():  # torch flags sparse CSR as beta
-                warnings.simplefilter("ignore", UserWarning)
-                xw = torch.sparse_csr_tensor(
-                    torch.from_numpy(cols.indptr.astype(np.int64)),
-                    torch.from_numpy(cols.indices.astype(np.int64)),
-                    torch.from_numpy(np.asarray(cols.data, dtype=np.float32)),
-                    size=cols.shape,
-                ).to(self.device)
+            xw = csr_tensor(cols.indptr, cols.indices, cols.data, cols.shape).to(self.device)
             s0 += (xw @ self.win_emb.flatten(1)).view_as(s0)
         return s0
 

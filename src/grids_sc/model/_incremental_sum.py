@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ._batch import make_batch
+from ._batch import by_peak_rows, make_batch
 from ._incremental import IncrementalSurrogate, Objective
 
 DENSE_STATE_LIMIT = 512  # selections up to this size update the pooled sums column by column
@@ -105,8 +105,8 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             return
         idx = np.unique(np.asarray(torch.as_tensor(peaks).cpu(), dtype=np.int64))
         self.scored = torch.from_numpy(idx).to(self.device)
-        chrom = self.enc.peak_chrom.cpu().numpy()
-        self._scored_rows = _peak_rows(self.x, idx, chrom, self.enc.n_chrom).to(self.device)
+        chrom = self.enc.peak_chrom.cpu().numpy()[idx]
+        self._scored_rows = by_peak_rows(self.x[:, idx], chrom, self.enc.n_chrom).to(self.device)
 
     def _shared_sum(self, grad: torch.Tensor, rows: torch.Tensor | None, peaks) -> torch.Tensor:
         """``sum_c x_cj G_c,k(j)`` ``[P, e]`` of the ``peaks`` scored (all: ``rows`` None),
@@ -352,8 +352,9 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
                 m_all = first.by_peak @ stacked  # [P, len(idx) * e]
             else:  # over the peaks any of them scores
                 union = torch.unique(torch.cat(scored))
-                chrom = first.enc.peak_chrom.cpu().numpy()
-                rows = _peak_rows(first.x, union.cpu().numpy(), chrom, first.enc.n_chrom)
+                u = union.cpu().numpy()
+                chrom = first.enc.peak_chrom.cpu().numpy()[u]
+                rows = by_peak_rows(first.x[:, u], chrom, first.enc.n_chrom)
                 m_all = first._shared_sum(stacked, rows.to(first.device), union)
             for j, i in enumerate(idx):
                 model, state, objective = items[i]
@@ -419,21 +420,3 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         (``None`` without cis heads).
         """
         return None
-
-
-def _peak_rows(x: sp.csc_matrix, peaks: np.ndarray, peak_chrom: np.ndarray, n_chrom: int):
-    """The rows ``peaks`` of a batch's ``by_peak`` (:func:`~grids_sc.model.make_batch`) of the
-    cells ``x`` (CSC): a sparse CSR tensor ``[len(peaks), n_cells * n_chrom]``.
-    """
-    import warnings
-
-    sub = x[:, peaks]
-    col = np.repeat(np.arange(len(peaks), dtype=np.int64), np.diff(sub.indptr))
-    with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product is tested
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(sub.indptr.astype(np.int64)),
-            torch.from_numpy(sub.indices.astype(np.int64) * n_chrom + peak_chrom[peaks][col]),
-            torch.from_numpy(np.asarray(sub.data, dtype=np.float32)),
-            size=(len(peaks), x.shape[0] * n_chrom),
-        )
