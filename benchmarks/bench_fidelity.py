@@ -232,6 +232,20 @@ def run_one(name: str, loaded, model: str, seed: int, args) -> dict:
     return row
 
 
+def set_loco_keep(margin=None, rule=None, floor=None) -> None:
+    """Put ``model="loco"``'s keep margin, rule and shrink floor in place for this process
+    (``None``: the package's default, ``grids_sc.tl._surrogate.LOCO_KEEP_*``).
+    """
+    import grids_sc.tl._surrogate as fit_module
+
+    if margin is not None:
+        fit_module.LOCO_KEEP_MARGIN = margin
+    if rule is not None:
+        fit_module.LOCO_KEEP_RULE = rule
+    if floor is not None:
+        fit_module.LOCO_SHRINK_FLOOR = floor
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=["sim", "sim-redundant", "pbmc", "a549"])
@@ -256,14 +270,7 @@ def main() -> None:
     ap.add_argument("--loco-shrink-floor", type=float, help="model='loco': the shrink floor")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    import grids_sc.tl._surrogate as fit_module
-
-    if args.loco_keep_margin is not None:
-        fit_module.LOCO_KEEP_MARGIN = args.loco_keep_margin
-    if args.loco_keep_rule is not None:
-        fit_module.LOCO_KEEP_RULE = args.loco_keep_rule
-    if args.loco_shrink_floor is not None:
-        fit_module.LOCO_SHRINK_FLOOR = args.loco_shrink_floor
+    set_loco_keep(args.loco_keep_margin, args.loco_keep_rule, args.loco_shrink_floor)
     if args.a549_study:
         a549_study(args.seeds, args.settings)
         return

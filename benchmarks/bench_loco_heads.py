@@ -55,18 +55,13 @@ def _predict(module, x, pc, n_chrom, idx, silent_bias):
 
 
 def fit(args) -> None:
-    from bench_fidelity import load
+    from bench_fidelity import load, set_loco_keep
 
     import grids_sc.tl._surrogate as fit_module
 
     m, groupby = load(args.data)
     t = time.perf_counter()
-    if args.margin is not None:
-        fit_module.LOCO_KEEP_MARGIN = args.margin
-    if args.rule is not None:
-        fit_module.LOCO_KEEP_RULE = args.rule
-    if args.floor is not None:
-        fit_module.LOCO_SHRINK_FLOOR = args.floor
+    set_loco_keep(args.margin, args.rule, args.floor)
     if args.sparsity is not None:  # the heads' group-lasso weight (a variant)
         import functools
 
