@@ -24,6 +24,16 @@ AUTO_WINDOW = "auto"
 DEFAULT_WINDOW = 250_000  # bp; the cis window of surrogates fit before it was recorded
 
 
+def cis_window(fitted) -> int | None:
+    """The window (bp around the gene body) of a surrogate's cis heads, as fit; ``None`` for
+    a surrogate without them (``model="grids"``).
+    """
+    cis = fitted.entry["config"].get("cis")
+    if not cis:
+        return None
+    return int(scalar(cis.get("window", DEFAULT_WINDOW)))
+
+
 def resolve_window(window, fitted) -> int | None:
     """The candidate window (bp around the gene body; ``None``: all peaks) of an ``explain``
     or ``attribute`` call. ``"auto"`` is the surrogate's own cis window (``cis_window`` of
@@ -36,10 +46,7 @@ def resolve_window(window, fitted) -> int | None:
                 f"window must be a number of bp, None (all peaks) or {AUTO_WINDOW!r} (the "
                 f"surrogate's cis window), got {window!r}"
             )
-        cis = fitted.entry["config"].get("cis")
-        if not cis:
-            return None
-        return int(scalar(cis.get("window", DEFAULT_WINDOW)))
+        return cis_window(fitted)
     if window is None:
         return None
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:

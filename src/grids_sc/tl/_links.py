@@ -13,6 +13,7 @@ from .. import _records as records
 from .._engine import (
     SelectionSettings,
     check_executor,
+    cis_window,
     correlation_inputs,
     make_plan,
     run_plan,
@@ -306,9 +307,8 @@ def _grids_links(
     """Cross-fit the cis heads and compute every task's out-of-fold effects."""
     a_rna = mdata.mod[plan.rna]
     cis_record = dict(fitted.entry["config"].get("cis", {}))
-    cis_window = int(records.scalar(cis_record.get("window", 250_000)))
     coords = peak_coordinates(mdata.mod[plan.atac], plan.atac)
-    pg, pp = window_pairs(coords, a_rna.var.loc[list(fitted.genes)], cis_window)
+    pg, pp = window_pairs(coords, a_rna.var.loc[list(fitted.genes)], cis_window(fitted))
     wanted = np.unique(np.concatenate([t.gene_index for t in plan.tasks]))
     keep = np.isin(pg, wanted)
     strata = None
