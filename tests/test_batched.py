@@ -1,6 +1,7 @@
 """The batched engine (``explain(batched=True)``) finds what the one-task-at-a-time search
-finds: the same selected peaks, traces, deltas and columns, for both surrogate kinds, both
-move kinds, closing and opening, several restarts, several groups and batches.
+finds: the same selected peaks, traces, deltas and columns, for every surrogate kind, both
+move kinds, closing and opening, several restarts, several groups and batches, and genes of
+several chromosomes in one batch (a LOCO gene's state leaves out its own chromosome).
 """
 
 import warnings
@@ -21,14 +22,14 @@ TOL = 1e-6
 @pytest.fixture(scope="module")
 def sim():
     return grids.datasets.synthetic_multiome(
-        n_cells=500, n_peaks=400, n_genes=6, n_celltypes=2, seed=5
+        n_cells=500, n_peaks=400, n_genes=6, n_celltypes=2, seed=5, n_chromosomes=3
     )
 
 
 @pytest.fixture(scope="module")
 def fits(sim):
     out = {}
-    for model in ("cis", "grids"):
+    for model in ("cis", "grids", "loco"):
         m = sim.copy()
         grids.tl.fit_surrogate(
             m, model=model, groupby="celltype", max_epochs=4, cis_max_epochs=15,
@@ -53,6 +54,8 @@ CASES = [
     ("grids", "pair", "open", "first_order"),
     ("grids", "single", "close", "greedy"),
     ("cis", "pair", "close", "first_order+integrated_gradients"),
+    ("loco", "pair", "close", "first_order"),
+    ("loco", "single", "open", "greedy"),
 ]
 
 
@@ -65,6 +68,9 @@ def test_batched_equals_one_at_a_time(fits, model, moves, perturb, init):
     assert len(a) == 12 and sorted(a) == sorted(b)  # 6 genes x 2 groups, all in both
     groups = {rec["group"] for rec in a.values()}
     assert len(groups) == 2
+    # the first batch holds genes of two chromosomes
+    chrom = m["rna"].var["chrom"].astype(str)
+    assert chrom.iloc[:4].nunique() == 2
     n_bitwise = 0
     for key, ra in a.items():
         rb = b[key]

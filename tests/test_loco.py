@@ -32,7 +32,7 @@ from test_incremental import (  # noqa: F401  (collected here with this module's
 GENE_CHROM = torch.tensor([-1, 1, 0, 2])
 
 
-def _loco() -> LocoSurrogate:
+def _loco(gene_chrom: torch.Tensor = GENE_CHROM) -> LocoSurrogate:
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
     chrom = torch.from_numpy(np.sort(rng.integers(0, ti.N_CHROM, ti.N_PEAKS)))
@@ -40,7 +40,7 @@ def _loco() -> LocoSurrogate:
                           n_latent=8, hidden=16, chrom_norm="center")  # fmt: skip
     gene = np.repeat(np.arange(ti.N_GENES), 12)
     peak = np.concatenate([np.arange(12) * 7 + 40 * g for g in range(ti.N_GENES)])
-    module = LocoSurrogate(cfg, CisConfig(4, 4, 8), chrom, GENE_CHROM, torch.from_numpy(gene),
+    module = LocoSurrogate(cfg, CisConfig(4, 4, 8), chrom, gene_chrom, torch.from_numpy(gene),
                            torch.from_numpy(peak))  # fmt: skip
     with torch.no_grad():
         for p in module.parameters():
@@ -83,6 +83,40 @@ def test_state_cannot_see_the_genes_own_chromosome(model):
         _predict(model, x, torch.tensor([0, 1])),
         atol=2e-5,
     )
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_moves_on_the_genes_own_chromosome_run_its_head_alone(p):
+    """A move of peaks on the target gene's own chromosome leaves its state as it is, so it
+    is evaluated through the head alone; the result equals a full forward pass, and moves
+    touching another chromosome (or genes of several chromosomes) take the general path.
+    """
+    module = _loco(torch.tensor([-1, 0, 0, 2]))  # gene 1 on chromosome 0, with its window
+    x = ti._x(3)
+    genes = np.array([1])
+    inc = module.incremental(x, genes, p)
+    window = inc.interacting_features()
+    assert (module.atac_encoder.peak_chrom[window] == 0).all()
+    assert inc.own_chrom == 0 and inc.heads_only(window[None])
+    sel = window[torch.tensor([0, 3, 5, 8])]
+    state = inc.perturbed(sel)
+    free = window[torch.tensor([1, 2, 4, 6])]
+    other = torch.nonzero(module.atac_encoder.peak_chrom == 1).squeeze(1)[:1]
+    pairs = torch.tensor([[0, 1], [2, 3]])
+    for restore, perturb, heads in (
+        (sel[torch.tensor([[0], [3]])], free[torch.tensor([[0], [2]])], True),
+        (sel[pairs], free[pairs], True),
+        (sel[torch.tensor([[0], [1]])], torch.stack([free[3:], other]), False),
+    ):
+        assert inc.heads_only(torch.cat([restore, perturb], 1)) == heads
+        got = inc.move_expression(state, restore, perturb).numpy()
+        for m in range(len(restore)):
+            after = set(sel.tolist()) - set(restore[m].tolist()) | set(perturb[m].tolist())
+            np.testing.assert_allclose(
+                got[m], ti._full(module, x, sorted(after), p, genes), atol=2e-5
+            )
+    assert module.incremental(x, np.array([1, 3]), p).own_chrom is None
+    assert inc.for_genes(np.array([3])).own_chrom == 2
 
 
 @pytest.mark.parametrize("p", [0.0, 1.0])

@@ -7,13 +7,20 @@ of the chromosomes, so the evaluator carries, besides the full latent, each targ
 chromosome's contribution ``W_k hid_k`` as extra blocks of the latent. An exact move then
 updates every block through the touched chromosomes' columns of ``W`` alone, and the search
 code of the embedding-sum surrogates (:class:`EmbeddingSumIncremental`) runs unchanged.
+
+A move whose peaks all lie on the chromosome of every target gene (a search of one gene's
+window) leaves the genes' states as they are: it changes their window sums alone, so it is
+evaluated through the heads from their hidden pre-activations, without the encoder's layers
+or the state's decoder (:meth:`LocoIncremental.move_expression`).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ._cis_incremental import CisIncremental
+from ._incremental_sum import EmbeddingSumState
 
 
 class _LocoLatent:
@@ -55,14 +62,32 @@ class LocoIncremental(CisIncremental):
 
     def __init__(self, module, x, genes, perturb_value: float = 0.0, device="cpu") -> None:
         super().__init__(module, x, genes, perturb_value, device)
-        gc = module.gene_chrom.to(self.device)[self.genes]
+        self.n_latent = module.config.n_latent
+        self._encoder = self.enc
+        self._set_blocks()
+
+    def _set_blocks(self) -> None:
+        """The latent blocks of the target genes' chromosomes and each gene's block (what
+        depends on the target genes besides their window sums).
+        """
+        gc = self.module.gene_chrom.to(self.device)[self.genes]
         chroms = torch.unique(gc[gc >= 0])
-        self.enc = _LocoLatent(self.enc, chroms)
+        self.enc = _LocoLatent(self._encoder, chroms)
         block = torch.full_like(gc, len(chroms))  # the zero block: nothing left out
         for i, k in enumerate(chroms.tolist()):
             block[gc == k] = i
         self.gene_block = block
-        self.n_latent = module.config.n_latent
+        # the chromosome of every target gene (None: genes of several or of none)
+        self.own_chrom = int(chroms[0]) if len(chroms) == 1 and bool((gc >= 0).all()) else None
+        self._head_state_of, self._head_parts = None, None
+
+    def for_genes(self, genes) -> LocoIncremental:
+        """As :meth:`EmbeddingSumIncremental.for_genes`; the latent blocks follow the new
+        genes' chromosomes (each gene's state leaves out its own chromosome).
+        """
+        other = super().for_genes(genes)
+        other._set_blocks()
+        return other
 
     def _head_state(self, z: torch.Tensor):
         """The heads' state ``(zc, slots, r)`` of the target genes from the blocked latent:
@@ -76,3 +101,46 @@ class LocoIncremental(CisIncremental):
 
     def _readout(self, z: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
         return self.module.expression_from_state(self._head_state(z), s, self.genes)
+
+    # -- moves on the target genes' own chromosome ------------------------------------------------
+    def heads_only(self, peaks: torch.Tensor) -> bool:
+        """Whether ``peaks`` all lie on the chromosome of every target gene, so that setting
+        them changes the genes' window sums and leaves the states they read as they are.
+        """
+        return self.own_chrom is not None and bool((self.peak_chrom[peaks] == self.own_chrom).all())
+
+    def _heads_at(self, state: EmbeddingSumState):
+        """The heads' hidden pre-activations ``[n, T, H]`` in ``state`` and the rest of their
+        output ``[n, T]`` (state's prediction, linear term, bias), kept for the last state.
+        """
+        if self._head_state_of is not state:
+            cis = self.module.cis
+            hs = self._head_state(state.z)
+            a0 = cis.pre_activation(state.s, hs, self.genes)
+            rest = cis(state.s, hs, self.genes) - (F.gelu(a0) * cis.w2[self.genes]).sum(-1)
+            self._head_state_of, self._head_parts = state, (a0, rest)
+        return self._head_parts
+
+    @torch.no_grad()
+    def move_expression(self, state, restore, perturb) -> torch.Tensor:
+        """As :meth:`EmbeddingSumIncremental.move_expression`. Moves whose peaks all lie on
+        the target genes' own chromosome (:meth:`heads_only`) change the heads' window sums
+        alone: each head's pre-activation moves by ``u W1_cis C`` of the changed peaks and
+        the rest of its output is the state's; cells a move does not change keep ``state``'s
+        prediction exactly. Other moves take the general path.
+        """
+        peaks = torch.cat([restore, perturb], dim=1)  # [m, q]
+        if not self.heads_only(peaks):
+            return super().move_expression(state, restore, perturb)
+        signs = torch.cat([-torch.ones_like(restore), torch.ones_like(perturb)], 1)
+        change = signs.to(state.h.dtype)[..., None] * self.columns(peaks)  # [m, q, n]
+        a0, rest = self._heads_at(state)
+        cis = self.module.cis
+        proj = torch.einsum(
+            "mqte,the->mqth", self._window_emb(peaks), cis.w1_cis(self.genes)
+        )  # [m, q, T, H]
+        pre = a0 + torch.einsum("mqn,mqth->mnth", change, proj)
+        y_new = ((F.gelu(pre) * cis.w2[self.genes]).sum(-1) + rest).clamp(min=0)
+        moved = (change != 0).any(1)  # [m, n]
+        return torch.where(moved[..., None], y_new, self._expression_of(state))
+
