@@ -143,4 +143,3 @@ class LocoIncremental(CisIncremental):
         y_new = ((F.gelu(pre) * cis.w2[self.genes]).sum(-1) + rest).clamp(min=0)
         moved = (change != 0).any(1)  # [m, n]
         return torch.where(moved[..., None], y_new, self._expression_of(state))
-
