@@ -3,9 +3,10 @@ against a loop of one ``explain`` call per task, and against correlation links.
 
     python benchmarks/bench_throughput.py [--cells 10000] [--peaks 100000] [--genes 2000]
         [--celltypes 6] [--L 10] [--sample 12] [--threads 2] [--window auto|none|BP]
-        [--max-epochs 10] [--cis-max-epochs 60]
+        [--max-epochs 10] [--cis-max-epochs 60] [--models cis loco] [--no-correlation]
 
-One surrogate (the default, ``model="cis"``) is fit on the simulator, then, in one run:
+One surrogate per ``--models`` entry (default: the package's default, ``model="cis"``) is fit
+on the simulator, then, in one run and for each surrogate:
 
 - ``batched``: one ``explain`` call over every gene and every cell type at the defaults
   (``batched=None``: the batched engine from 8 tasks on, ``batch_size=64``; ``window="auto"``,
@@ -13,7 +14,8 @@ One surrogate (the default, ``model="cis"``) is fit on the simulator, then, in o
 - ``loop``: one ``explain`` call per task (what a user's loop over genes costs) on
   ``--sample`` tasks drawn from the same tasks (seeded), wall time per task (each call writes
   into the data set under one key, replacing the last, as a user's loop would);
-- ``correlation``: ``attribute(method="correlation")`` for the same genes and groups;
+- ``correlation``: ``attribute(method="correlation")`` for the same genes and groups (once:
+  it reads no surrogate; ``--no-correlation`` leaves it out);
 - peak memory (maximum resident set size of the process) after each.
 
 The per-task time of the batched run against the loop's is the speed-up; the full-size
@@ -61,6 +63,11 @@ def main() -> None:
         help="explain's and the correlation links' window: 'auto' (the default: the "
         "surrogate's cis window), 'none' (every peak a candidate) or bp",
     )  # fmt: skip
+    parser.add_argument(
+        "--models", nargs="+", default=["cis"],
+        help="surrogates to fit and explain with, in turn (fit_surrogate's model=)",
+    )  # fmt: skip
+    parser.add_argument("--no-correlation", action="store_true", help="skip correlation links")
     args = parser.parse_args()
     window = {"auto": "auto", "none": None}.get(args.window.lower(), None)
     if args.window.lower() not in ("auto", "none"):
@@ -75,93 +82,78 @@ def main() -> None:
         n_celltypes=args.celltypes, seed=0,
     )  # fmt: skip
     t_sim = time.perf_counter() - t
-    t = time.perf_counter()
-    grids.tl.fit_surrogate(
-        m,
-        groupby="celltype",
-        max_epochs=args.max_epochs,
-        cis_max_epochs=args.cis_max_epochs,
-        progress=False,
-    )
-    t_fit = time.perf_counter() - t
     genes = list(m["rna"].var_names)[: args.explain_genes]
     groups = sorted(m.obs["celltype"].astype(str).unique())
     n_tasks = len(genes) * len(groups)
     print(f"data: {args.cells} cells x {args.peaks} peaks x {args.genes} genes, "
           f"{len(genes)} explained x "
           f"{len(groups)} cell types ({n_tasks} tasks), L={args.L}, window={window}, torch threads "
-          f"{torch.get_num_threads()}; simulate {t_sim:.0f} s, fit {t_fit:.0f} s")  # fmt: skip
-
-    t = time.perf_counter()
-    batched = grids.tl.explain(
-        m,
-        genes,
-        args.L,
-        groupby="celltype",
-        progress=False,
-        copy=True,
-        key_added="b",
-        window=window,
-    )
-    t_batched = time.perf_counter() - t
-    rss_batched = _rss_gb()
-
+          f"{torch.get_num_threads()}; simulate {t_sim:.0f} s")  # fmt: skip
     rng = np.random.default_rng(0)
     sample = [
         (genes[i // len(groups)], groups[i % len(groups)])
         for i in rng.choice(n_tasks, min(args.sample, n_tasks), replace=False)
     ]
-    t = time.perf_counter()
-    same = 0
-    for gene, group in sample:
-        grids.tl.explain(
-            m, gene, args.L, groupby="celltype", groups=group, progress=False, key_added="one",
-            window=window,
+    rows, runs = [], {}
+    for model in args.models:
+        t = time.perf_counter()
+        grids.tl.fit_surrogate(
+            m, model=model, groupby="celltype", max_epochs=args.max_epochs,
+            cis_max_epochs=args.cis_max_epochs, progress=False, key_added=f"surrogate_{model}",
         )  # fmt: skip
-        rec = m.uns["grids"]["explain"]["one"]
-        ref = batched.uns["grids"]["explain"].get(f"b_{gene}_{group}")
-        same += ref is not None and list(rec["selected"]) == list(ref["selected"])
-    t_loop = (time.perf_counter() - t) / len(sample)
+        print(f"{model}: fit {time.perf_counter() - t:.0f} s", flush=True)
+        kw = dict(groupby="celltype", progress=False, window=window, key=f"surrogate_{model}")
+        t = time.perf_counter()
+        batched = grids.tl.explain(m, genes, args.L, copy=True, key_added="b", **kw)
+        t_batched = time.perf_counter() - t
+        rss_batched = _rss_gb()
+        t = time.perf_counter()
+        same = 0
+        for gene, group in sample:
+            grids.tl.explain(m, gene, args.L, groups=group, key_added="one", **kw)
+            rec = m.uns["grids"]["explain"]["one"]
+            ref = batched.uns["grids"]["explain"].get(f"b_{gene}_{group}")
+            same += ref is not None and list(rec["selected"]) == list(ref["selected"])
+        t_loop = (time.perf_counter() - t) / len(sample)
+        del batched
+        per_task = t_batched / n_tasks
+        runs[model] = (t_batched, per_task, t_loop, same, rss_batched)
+        rows.append((f"{model}: explain, batched (all tasks)", f"{t_batched:.1f} s",
+                     f"{per_task:.3f} s"))  # fmt: skip
+        rows.append((f"{model}: explain, one call per task ({len(sample)} sampled)",
+                     f"{t_loop * len(sample):.1f} s", f"{t_loop:.3f} s"))  # fmt: skip
+        print(f"{model}: batched {t_batched:.1f} s ({per_task:.3f} s per task), loop "
+              f"{t_loop:.3f} s per task, same selection {same}/{len(sample)}",
+              flush=True)  # fmt: skip
 
-    t = time.perf_counter()
-    grids.tl.attribute(
-        m,
-        genes,
-        "correlation",
-        L=args.L,
-        groupby="celltype",
-        progress=False,
-        copy=True,
-        window=window,
-    )
-    t_corr = time.perf_counter() - t
+    t_corr = None
+    if not args.no_correlation:
+        t = time.perf_counter()
+        grids.tl.attribute(
+            m, genes, "correlation", L=args.L, groupby="celltype", progress=False, copy=True,
+            window=window, key=f"surrogate_{args.models[0]}",
+        )  # fmt: skip
+        t_corr = time.perf_counter() - t
+        rows.append(("correlation links (attribute, all tasks)", f"{t_corr:.1f} s",
+                     f"{t_corr / n_tasks:.3f} s"))  # fmt: skip
     rss_end = _rss_gb()
 
-    per_task = t_batched / n_tasks
-    rows = [
-        ("explain, batched (all tasks)", f"{t_batched:.1f} s", f"{per_task:.3f} s"),
-        (
-            f"explain, one call per task ({len(sample)} sampled)",
-            f"{t_loop * len(sample):.1f} s",
-            f"{t_loop:.3f} s",
-        ),  # fmt: skip
-        (
-            "correlation links (attribute, all tasks)",
-            f"{t_corr:.1f} s",
-            f"{t_corr / n_tasks:.3f} s",
-        ),  # fmt: skip
-    ]
     print("| run | wall time | per task |\n| --- | --- | --- |")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")
-    print(f"speed-up over the loop: {t_loop / per_task:.1f}x; batched / correlation time: "
-          f"{t_batched / t_corr:.1f}x; sampled tasks with the same selection: "
-          f"{same}/{len(sample)}")  # fmt: skip
-    print(f"peak memory (max RSS): {rss_batched:.2f} GB after the batched run, "
-          f"{rss_end:.2f} GB at the end")  # fmt: skip
-    full = args.full_tasks * per_task
-    print(f"extrapolated to {args.full_tasks} tasks at this per-task time: {full / 60:.1f} min "
-          f"(loop: {args.full_tasks * t_loop / 60:.1f} min)")  # fmt: skip
+    for model, (t_batched, per_task, t_loop, same, rss_batched) in runs.items():
+        corr = "" if t_corr is None else f"; batched / correlation time: {t_batched / t_corr:.2f}x"
+        print(f"{model}: speed-up over the loop {t_loop / per_task:.1f}x{corr}; sampled tasks "
+              f"with the same selection: {same}/{len(sample)}; peak memory (max RSS) after the "
+              f"batched run {rss_batched:.2f} GB")  # fmt: skip
+        full = args.full_tasks * per_task
+        print(f"{model}: extrapolated to {args.full_tasks} tasks at this per-task time: "
+              f"{full / 60:.1f} min (loop: {args.full_tasks * t_loop / 60:.1f} min)")  # fmt: skip
+    if len(runs) > 1:
+        ref = args.models[0]
+        for model in args.models[1:]:
+            print(f"{model} / {ref} batched time: {runs[model][0] / runs[ref][0]:.2f}x")
+    print(f"peak memory (max RSS) at the end: {rss_end:.2f} GB")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,18 @@ def test_moves_on_the_genes_own_chromosome_run_its_head_alone(p):
     assert module.incremental(x, np.array([1, 3]), p).own_chrom is None
     assert inc.for_genes(np.array([3])).own_chrom == 2
 
+    # the first-order scores of the window peaks alone, through the head alone, equal those
+    # of every peak through the whole model (the state's part is zero on its own chromosome)
+    def objective(y, cell_dim=-2):
+        return y.mean((cell_dim, -1))
+
+    full = inc.first_order(state, objective)
+    inc.score_only(window)
+    heads = inc.first_order(state, objective)
+    np.testing.assert_allclose(heads[window].numpy(), full[window].numpy(), atol=1e-6)
+    assert torch.isnan(heads[other]).all()
+    assert not torch.allclose(full[window], torch.zeros(len(window)))
+
 
 @pytest.mark.parametrize("p", [0.0, 1.0])
 def test_loco_pair_effects_equal_full_evaluation(p):

@@ -304,6 +304,12 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             grads = torch.autograd.grad(obj, inputs)
         return grads[0].detach(), (grads[1].detach() if len(grads) > 1 else None)
 
+    def _score_grads(self, objective: Objective, state: EmbeddingSumState) -> tuple:
+        """:meth:`_objective_grads` in ``state``, for the first-order scores of the peaks
+        scored (:meth:`score_only`).
+        """
+        return self._objective_grads(objective, state.h, state.s)
+
     def first_order_parts(self, state: EmbeddingSumState, objective: Objective) -> tuple:
         """``d_j`` through the shared latent, and through the window sums (``None`` without
         cis heads); cached for the last state and objective (a pair step asks twice).
@@ -314,7 +320,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             and self._grad_objective is objective
         ):
             return self._grad
-        grad, grad_s = self._objective_grads(objective, state.h, state.s)
+        grad, grad_s = self._score_grads(objective, state)
         m = self._shared_sum(grad.reshape(-1, grad.shape[-1]), self._scored_rows, self.scored)
         total = grad.sum(0)  # [K, e]
         d = (self.delta * (self.p * total[self.peak_chrom] - m)).sum(-1)
@@ -342,8 +348,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             else:
                 shared.setdefault(id(model.by_peak), []).append(i)
         for idx in shared.values():
-            grads = [items[i][0]._objective_grads(items[i][2], items[i][1].h, items[i][1].s)
-                     for i in idx]  # fmt: skip
+            grads = [items[i][0]._score_grads(items[i][2], items[i][1]) for i in idx]
             emb = grads[0][0].shape[-1]
             stacked = torch.cat([g.reshape(-1, emb) for g, _ in grads], 1)
             first = items[idx[0]][0]

@@ -11,7 +11,8 @@ code of the embedding-sum surrogates (:class:`EmbeddingSumIncremental`) runs unc
 A move whose peaks all lie on the chromosome of every target gene (a search of one gene's
 window) leaves the genes' states as they are: it changes their window sums alone, so it is
 evaluated through the heads from their hidden pre-activations, without the encoder's layers
-or the state's decoder (:meth:`LocoIncremental.move_expression`).
+or the state's decoder (:meth:`LocoIncremental.move_expression`), and the first-order scores
+of such peaks need the gradient through the heads alone.
 """
 
 from __future__ import annotations
@@ -108,6 +109,21 @@ class LocoIncremental(CisIncremental):
         them changes the genes' window sums and leaves the states they read as they are.
         """
         return self.own_chrom is not None and bool((self.peak_chrom[peaks] == self.own_chrom).all())
+
+    def _score_grads(self, objective, state: EmbeddingSumState) -> tuple:
+        """As :meth:`EmbeddingSumIncremental._score_grads`. When every scored peak lies on the
+        target genes' own chromosome (a search of a gene's window), the objective's gradient
+        through the pooled sums is zero on that chromosome, so only the window sums' gradient
+        is taken, through the heads with the state held (no pass back through the state's
+        decoder and the encoder).
+        """
+        if self.scored is None or not self.heads_only(self.scored):
+            return super()._score_grads(objective, state)
+        s = state.s.detach().requires_grad_(True)
+        with torch.enable_grad():
+            y = self.module.expression_from_state(self._head_state(state.z), s, self.genes)
+            (grad_s,) = torch.autograd.grad(objective(y), [s])
+        return torch.zeros_like(state.h), grad_s.detach()
 
     def _heads_at(self, state: EmbeddingSumState):
         """The heads' hidden pre-activations ``[n, T, H]`` in ``state`` and the rest of their
