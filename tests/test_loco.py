@@ -100,6 +100,9 @@ def test_moves_on_the_genes_own_chromosome_run_its_head_alone(p):
     assert inc.own_chrom == 0 and inc.heads_only(window[None])
     sel = window[torch.tensor([0, 3, 5, 8])]
     state = inc.perturbed(sel)
+    with torch.no_grad():
+        y = inc.expression(state).numpy()
+    np.testing.assert_allclose(y, ti._full(module, x, sel.tolist(), p, genes), atol=2e-5)
     free = window[torch.tensor([1, 2, 4, 6])]
     other = torch.nonzero(module.atac_encoder.peak_chrom == 1).squeeze(1)[:1]
     pairs = torch.tensor([[0, 1], [2, 3]])

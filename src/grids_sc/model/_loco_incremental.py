@@ -110,6 +110,29 @@ class LocoIncremental(CisIncremental):
         """
         return self.own_chrom is not None and bool((self.peak_chrom[peaks] == self.own_chrom).all())
 
+    def perturbed(self, peaks: torch.Tensor) -> EmbeddingSumState:
+        """As :meth:`EmbeddingSumIncremental.perturbed`. When every peak lies on the target
+        genes' own chromosome (:meth:`heads_only`), only the window sums move: the pooled
+        sums, hidden units and latent stay the observed ones, because the only chromosome
+        whose sums would change is the one every target gene's state leaves out (no
+        prediction, score or later move of these genes reads it).
+        """
+        peaks = torch.as_tensor(peaks, dtype=torch.long, device=self.device)
+        if not len(peaks) or not self.heads_only(peaks):
+            return super().perturbed(peaks)
+        s = self.s0.clone()
+        win = self._window_peaks_of(peaks)
+        if len(win):
+            s += self._window_change(win, self.columns(win))
+        return EmbeddingSumState(self.h0, self.hid0, self._z0(), s)
+
+    def _z0(self) -> torch.Tensor:
+        """The latent (with the target chromosomes' blocks) at the observed accessibility."""
+        if getattr(self, "_z0_blocks", None) is not self.enc:
+            with torch.no_grad():
+                self._z0_value, self._z0_blocks = self.enc.latent(self.hid0), self.enc
+        return self._z0_value
+
     def _score_grads(self, objective, state: EmbeddingSumState) -> tuple:
         """As :meth:`EmbeddingSumIncremental._score_grads`. When every scored peak lies on the
         target genes' own chromosome (a search of a gene's window), the objective's gradient
