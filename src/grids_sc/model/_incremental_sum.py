@@ -108,17 +108,18 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         chrom = self.enc.peak_chrom.cpu().numpy()[idx]
         self._scored_rows = by_peak_rows(self.x[:, idx], chrom, self.enc.n_chrom).to(self.device)
 
-    def _shared_sum(self, grad: torch.Tensor, rows: torch.Tensor | None, peaks) -> torch.Tensor:
-        """``sum_c x_cj G_c,k(j)`` ``[P, e]`` of the ``peaks`` scored (all: ``rows`` None),
-        the other rows NaN, from ``grad`` ``[n * K, e']``.
+    def _shared_scores(self, m: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+        """``d_j`` through the shared latent ``[P]`` from ``m`` ``[P or len(scored), e]``,
+        the sums ``sum_c x_cj G_c,k(j)`` of every peak (``scored`` None) or of the peaks
+        scored, and the gradient's total over the cells ``[K, e]``; the peaks not scored are
+        NaN. The arithmetic of a scored peak is the same either way, so its score is too.
         """
-        if rows is None:
-            return self.by_peak @ grad
-        out = torch.full(
-            (self.n_features, grad.shape[-1]), float("nan"), dtype=grad.dtype, device=grad.device
-        )
-        out[peaks] = rows @ grad
-        return out
+        if self.scored is None:
+            return (self.delta * (self.p * total[self.peak_chrom] - m)).sum(-1)
+        peaks = self.scored
+        d = torch.full((self.n_features,), float("nan"), dtype=m.dtype, device=m.device)
+        d[peaks] = (self.delta[peaks] * (self.p * total[self.peak_chrom[peaks]] - m)).sum(-1)
+        return d
 
     def for_genes(self, genes) -> EmbeddingSumIncremental:
         """The evaluator of the same cells for other target genes, sharing the cells' encoder
@@ -321,9 +322,9 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         ):
             return self._grad
         grad, grad_s = self._score_grads(objective, state)
-        m = self._shared_sum(grad.reshape(-1, grad.shape[-1]), self._scored_rows, self.scored)
-        total = grad.sum(0)  # [K, e]
-        d = (self.delta * (self.p * total[self.peak_chrom] - m)).sum(-1)
+        flat = grad.reshape(-1, grad.shape[-1])
+        m = self.by_peak @ flat if self.scored is None else self._scored_rows @ flat
+        d = self._shared_scores(m, grad.sum(0))
         d_cis = self._window_first_order(grad_s, d)
         self._grad_state, self._grad_objective, self._grad = state, objective, (d, d_cis)
         return self._grad
@@ -353,6 +354,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             stacked = torch.cat([g.reshape(-1, emb) for g, _ in grads], 1)
             first = items[idx[0]][0]
             scored = [items[i][0].scored for i in idx]
+            union = None
             if any(sc is None for sc in scored):  # one product over every peak
                 m_all = first.by_peak @ stacked  # [P, len(idx) * e]
             else:  # over the peaks any of them scores
@@ -360,17 +362,15 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
                 u = union.cpu().numpy()
                 chrom = first.enc.peak_chrom.cpu().numpy()[u]
                 rows = by_peak_rows(first.x[:, u], chrom, first.enc.n_chrom)
-                m_all = first._shared_sum(stacked, rows.to(first.device), union)
+                m_all = rows.to(first.device) @ stacked  # [len(union), len(idx) * e]
             for j, i in enumerate(idx):
                 model, state, objective = items[i]
                 grad, grad_s = grads[j]
                 m = m_all[:, j * emb : (j + 1) * emb]
-                if model.scored is not None and len(model.scored) < model.n_features:
-                    keep = torch.zeros(model.n_features, dtype=torch.bool, device=m.device)
-                    keep[model.scored] = True
-                    m = torch.where(keep[:, None], m, torch.full_like(m, float("nan")))
-                total = grad.sum(0)
-                d = (model.delta * (model.p * total[model.peak_chrom] - m)).sum(-1)
+                if model.scored is not None:  # the rows of its own scored peaks
+                    at = model.scored if union is None else torch.searchsorted(union, model.scored)
+                    m = m[at]
+                d = model._shared_scores(m, grad.sum(0))
                 d_cis = model._window_first_order(grad_s, d)
                 model._grad_state, model._grad_objective = state, objective
                 model._grad = (d, d_cis)
