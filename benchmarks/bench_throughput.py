@@ -14,8 +14,9 @@ on the simulator, then, in one run and for each surrogate:
 - ``loop``: one ``explain`` call per task (what a user's loop over genes costs) on
   ``--sample`` tasks drawn from the same tasks (seeded), wall time per task (each call writes
   into the data set under one key, replacing the last, as a user's loop would);
-- ``correlation``: ``attribute(method="correlation")`` for the same genes and groups (once:
-  it reads no surrogate; ``--no-correlation`` leaves it out);
+- ``correlation``: ``attribute(method="correlation")`` for the same genes and groups (once,
+  with the first surrogate's record: the links do not use the model; ``--no-correlation``
+  leaves it out);
 - peak memory (maximum resident set size of the process) after each.
 
 The per-task time of the batched run against the loop's is the speed-up; the full-size

@@ -164,6 +164,28 @@ class CisIncremental(EmbeddingSumIncremental):
             e[wi[:, None], wi[None, :]] += corr
         return e.cpu()
 
+    def _heads_at(self, state: EmbeddingSumState) -> tuple[torch.Tensor, torch.Tensor]:
+        """The target genes' heads in ``state`` split at their hidden pre-activations: those
+        ``[n, T, H]`` and the rest of the heads' output ``[n, T]`` (all but the hidden
+        layer's contribution), kept for the last state (moves and pair effects from one
+        state come in several calls).
+        """
+        cached = getattr(self, "_heads_cache", None)
+        if cached is None or cached[0] is not state or cached[1] is not self.genes:
+            cis = self.module.cis
+            s, z = state.s, self._head_state(state.z)
+            a0 = cis.pre_activation(s, z, self.genes)
+            rest = cis(s, z, self.genes) - (F.gelu(a0) * cis.w2[self.genes]).sum(-1)
+            cached = self._heads_cache = (state, self.genes, a0, rest)
+        return cached[2], cached[3]
+
+    def _head_projection(self, peaks: torch.Tensor) -> torch.Tensor:
+        """``[..., T, H]``: how a unit change of each of ``peaks`` (any shape) moves the
+        target genes' hidden pre-activations, ``W1_cis C`` (zero off-window).
+        """
+        w1 = self.module.cis.w1_cis(self.genes)  # [T, H, c]
+        return torch.einsum("...te,the->...th", self._window_emb(peaks), w1)
+
     def _head_pair_effects(self, state, features, signs, objective: Objective) -> torch.Tensor:
         """Exact change of the objective through the target genes' heads of applying two
         window peaks' changes together (diagonal: alone), cell state held fixed.
@@ -171,13 +193,10 @@ class CisIncremental(EmbeddingSumIncremental):
         The heads are evaluated from their hidden pre-activations: a window peak's change
         moves them by ``u W1_cis C`` and leaves the rest of the head's output unchanged.
         """
-        s, z = state.s, self._head_state(state.z)
-        cis = self.module.cis
-        a0 = cis.pre_activation(s, z, self.genes)  # [n, T, H]
-        rest = cis(s, z, self.genes) - (F.gelu(a0) * cis.w2[self.genes]).sum(-1)  # [n, T]
+        a0, rest = self._heads_at(state)
         u = self.columns(features).T * signs  # [n, F] signed changes
-        proj = torch.einsum("fte,the->fth", self._window_emb(features), cis.w1_cis(self.genes))
-        w2 = cis.w2[self.genes]  # [T, H]
+        proj = self._head_projection(features)  # [F, T, H]
+        w2 = self.module.cis.w2[self.genes]  # [T, H]
 
         def head_objective(pre: torch.Tensor) -> torch.Tensor:  # pre: [n, ..., T, H]
             y = (F.gelu(pre) * w2).sum(-1)

@@ -105,8 +105,12 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             return
         idx = np.unique(np.asarray(torch.as_tensor(peaks).cpu(), dtype=np.int64))
         self.scored = torch.from_numpy(idx).to(self.device)
-        chrom = self.enc.peak_chrom.cpu().numpy()[idx]
-        self._scored_rows = by_peak_rows(self.x[:, idx], chrom, self.enc.n_chrom).to(self.device)
+        self._scored_rows = self._peak_rows(idx)
+
+    def _peak_rows(self, peaks: np.ndarray) -> torch.Tensor:
+        """The rows ``peaks`` of the cells' ``by_peak`` (``[len(peaks), n_cells * K]``)."""
+        chrom = self.enc.peak_chrom.cpu().numpy()[peaks]
+        return by_peak_rows(self.x[:, peaks], chrom, self.enc.n_chrom).to(self.device)
 
     def _shared_scores(self, m: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
         """``d_j`` through the shared latent ``[P]`` from ``m`` ``[P or len(scored), e]``,
@@ -359,10 +363,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
                 m_all = first.by_peak @ stacked  # [P, len(idx) * e]
             else:  # over the peaks any of them scores
                 union = torch.unique(torch.cat(scored))
-                u = union.cpu().numpy()
-                chrom = first.enc.peak_chrom.cpu().numpy()[u]
-                rows = by_peak_rows(first.x[:, u], chrom, first.enc.n_chrom)
-                m_all = rows.to(first.device) @ stacked  # [len(union), len(idx) * e]
+                m_all = first._peak_rows(union.cpu().numpy()) @ stacked  # [len(union), .]
             for j, i in enumerate(idx):
                 model, state, objective = items[i]
                 grad, grad_s = grads[j]

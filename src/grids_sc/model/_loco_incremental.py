@@ -80,7 +80,7 @@ class LocoIncremental(CisIncremental):
         self.gene_block = block
         # the chromosome of every target gene (None: genes of several or of none)
         self.own_chrom = int(chroms[0]) if len(chroms) == 1 and bool((gc >= 0).all()) else None
-        self._head_state_of, self._head_parts = None, None
+        self._z0_value = None  # the observed latent with these blocks, when first asked
 
     def for_genes(self, genes) -> LocoIncremental:
         """As :meth:`EmbeddingSumIncremental.for_genes`; the latent blocks follow the new
@@ -128,9 +128,9 @@ class LocoIncremental(CisIncremental):
 
     def _z0(self) -> torch.Tensor:
         """The latent (with the target chromosomes' blocks) at the observed accessibility."""
-        if getattr(self, "_z0_blocks", None) is not self.enc:
+        if self._z0_value is None:
             with torch.no_grad():
-                self._z0_value, self._z0_blocks = self.enc.latent(self.hid0), self.enc
+                self._z0_value = self.enc.latent(self.hid0)
         return self._z0_value
 
     def _score_grads(self, objective, state: EmbeddingSumState) -> tuple:
@@ -148,18 +148,6 @@ class LocoIncremental(CisIncremental):
             (grad_s,) = torch.autograd.grad(objective(y), [s])
         return torch.zeros_like(state.h), grad_s.detach()
 
-    def _heads_at(self, state: EmbeddingSumState):
-        """The heads' hidden pre-activations ``[n, T, H]`` in ``state`` and the rest of their
-        output ``[n, T]`` (state's prediction, linear term, bias), kept for the last state.
-        """
-        if self._head_state_of is not state:
-            cis = self.module.cis
-            hs = self._head_state(state.z)
-            a0 = cis.pre_activation(state.s, hs, self.genes)
-            rest = cis(state.s, hs, self.genes) - (F.gelu(a0) * cis.w2[self.genes]).sum(-1)
-            self._head_state_of, self._head_parts = state, (a0, rest)
-        return self._head_parts
-
     @torch.no_grad()
     def move_expression(self, state, restore, perturb) -> torch.Tensor:
         """As :meth:`EmbeddingSumIncremental.move_expression`. Moves whose peaks all lie on
@@ -174,11 +162,7 @@ class LocoIncremental(CisIncremental):
         signs = torch.cat([-torch.ones_like(restore), torch.ones_like(perturb)], 1)
         change = signs.to(state.h.dtype)[..., None] * self.columns(peaks)  # [m, q, n]
         a0, rest = self._heads_at(state)
-        cis = self.module.cis
-        proj = torch.einsum(
-            "mqte,the->mqth", self._window_emb(peaks), cis.w1_cis(self.genes)
-        )  # [m, q, T, H]
-        pre = a0 + torch.einsum("mqn,mqth->mnth", change, proj)
-        y_new = ((F.gelu(pre) * cis.w2[self.genes]).sum(-1) + rest).clamp(min=0)
+        pre = a0 + torch.einsum("mqn,mqth->mnth", change, self._head_projection(peaks))
+        y_new = ((F.gelu(pre) * self.module.cis.w2[self.genes]).sum(-1) + rest).clamp(min=0)
         moved = (change != 0).any(1)  # [m, n]
         return torch.where(moved[..., None], y_new, self._expression_of(state))
