@@ -3,7 +3,7 @@
     python benchmarks/bench_fidelity.py [--data sim sim-redundant sim-confounded pbmc a549]
         [--models grids cis loco] [--epochs 60] [--threads 2] [--data-seeds 1 2]
         [--fit-seeds 0 1 2] [--explain] [--loco-keep-margin 0.01] [--loco-keep-rule shrink]
-        [--loco-shrink-floor 0.1]
+        [--loco-shrink-floor 0.1] [--fit cis_monotone=1 ...]
     python benchmarks/bench_fidelity.py --a549-study [--seeds 0 1 2] [--settings defaults]
 
 ``--explain`` adds, on ``sim-redundant``, the fraction of the enumerated true optimum that
@@ -199,8 +199,9 @@ def run_one(name: str, loaded, model: str, seed: int, args) -> dict:
     m, groupby = loaded[0].copy(), loaded[1]
     t = time.perf_counter()
     grids.tl.fit_surrogate(
-        m, model=model, groupby=groupby, max_epochs=args.epochs, seed=seed, progress=False
-    )
+        m, model=model, groupby=groupby, max_epochs=args.epochs, seed=seed, progress=False,
+        **fit_options(args.fit),
+    )  # fmt: skip
     fit_s = time.perf_counter() - t
     df = grids.tl.surrogate_fidelity(m)
     row = {
@@ -230,6 +231,23 @@ def run_one(name: str, loaded, model: str, seed: int, args) -> dict:
     if name == "sim-redundant" and args.explain:
         row["explain fraction"] = redundant_fraction(m)
     return row
+
+
+def fit_options(pairs: list[str]) -> dict:
+    """``--fit k=v`` pairs as keyword arguments of ``fit_surrogate`` (None, int, float or
+    the string).
+    """
+    out = {}
+    for kv in pairs:
+        k, v = kv.split("=", 1)
+        out[k] = None if v == "None" else v
+        for cast in (int, float):
+            try:
+                out[k] = cast(v)
+                break
+            except ValueError:
+                pass
+    return out
 
 
 def set_loco_keep(margin=None, rule=None, floor=None) -> None:
@@ -266,6 +284,7 @@ def main() -> None:
         "--loco-keep-margin", type=float, help="model='loco': the heads' keep margin (default: "
         "the package's, grids_sc.tl._surrogate.LOCO_KEEP_MARGIN)",
     )  # fmt: skip
+    ap.add_argument("--fit", nargs="*", default=[], help="more fit_surrogate options, k=v")
     ap.add_argument("--loco-keep-rule", help="model='loco': the heads' keep rule")
     ap.add_argument("--loco-shrink-floor", type=float, help="model='loco': the shrink floor")
     args = ap.parse_args()

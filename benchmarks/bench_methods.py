@@ -24,7 +24,8 @@
   and cis surrogate per ``--seeds`` seed); L = 8; for ``explain``'s defaults and every method,
   the true relative effect of the selection as a fraction of the best of every 8 of the gene's
   9 planted peaks (enumerated on the simulator's truth), the OR pairs switched off, and the
-  seconds per gene. ``--fit`` passes options to ``fit_surrogate`` (e.g. ``cis_peaks=24``);
+  seconds per gene. ``--fit`` passes options to ``fit_surrogate`` (e.g. ``cis_peaks=24``;
+  also for ``sim``);
   ``--screen``, ``--min-z`` (the cis screen's ``method`` and ``min_z``) and
   ``--head-sparsity`` (the heads' group-lasso weight) are put in place by this script only.
 - ``a549``: sci-CAR A549 (``../shared/data``), genome-wide peaks, the paper's architecture
@@ -193,7 +194,8 @@ def sim(args) -> None:
     m = grids.datasets.synthetic_multiome(
         3000, 1500, 12, seed=1, n_single=2, n_or=1, n_and=1, n_decoys=2
     )
-    grids.tl.fit_surrogate(m, seed=0, progress=False)
+    fit = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.fit)}
+    grids.tl.fit_surrogate(m, seed=0, progress=False, **fit)
     var = m["atac"].var
     rows = []
     for gene in m["rna"].var_names:
@@ -439,7 +441,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="redundant")
     ap.add_argument("--cells", type=int, default=3000, help="redundant: cells per data set")
-    ap.add_argument("--fit", nargs="*", default=[], help="redundant: fit_surrogate k=v")
+    ap.add_argument("--fit", nargs="*", default=[], help="sim, redundant: fit_surrogate k=v")
     ap.add_argument("--screen", default=None, help="redundant: the cis screen's method")
     ap.add_argument("--min-z", type=float, default=None, help="redundant: the screen's min_z")
     ap.add_argument("--head-sparsity", type=float, default=None, help="redundant: heads' lasso")

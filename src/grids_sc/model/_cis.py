@@ -35,6 +35,10 @@ from ._cis_incremental import CisIncremental
 from ._surrogate import Surrogate, SurrogateConfig
 
 
+#: Monotone heads: the slope of the hidden activation ``tanh(MONOTONE_SLOPE * a)``.
+MONOTONE_SLOPE = 3.0
+
+
 @dataclass
 class CisConfig:
     """Architecture of the per-gene cis heads (plain values, stored with the weights).
@@ -47,11 +51,21 @@ class CisConfig:
         Size of each gene's projection of the cell-state latent.
     cis_hidden
         Width of each gene's hidden layer.
+    monotone
+        ``1``: every head is monotone in each of its window peaks, with a direction (opening
+        raises or lowers the gene) learnt per peak: a peak's embedding ``C_{g,j}`` keeps one
+        sign in all its entries, the part of ``W1`` that reads the window sum and the output
+        weights ``w2`` are non-negative, and the hidden activation is ``tanh(3 a)`` (odd and
+        increasing, so both OR-like and AND-like units remain). Adding a peak to a set of
+        changed peaks can then never undo the set's effect on the gene, however far the set
+        is from the cells the head was fit on. ``0`` (files fit before this option): the
+        unconstrained head with ``gelu``.
     """
 
     cis_dim: int = 8
     state_dim: int = 8
     cis_hidden: int = 16
+    monotone: int = 0
 
     def to_dict(self) -> dict:
         """The configuration as a plain dict."""
@@ -118,6 +132,48 @@ class CisHeads(nn.Module):
         self.w2 = nn.Parameter(torch.randn(g, c.cis_hidden) / math.sqrt(c.cis_hidden))
         self.lin = nn.Parameter(torch.zeros(g, n_latent))
         self.b2 = nn.Parameter(torch.zeros(g))
+        if c.monotone:
+            with torch.no_grad():  # a monotone start: the same magnitudes, the right signs
+                self.w1[..., : c.cis_dim].abs_()
+                self.w2.abs_()
+            self.project_()
+
+    @property
+    def monotone(self) -> bool:
+        """Whether the heads are monotone in each window peak (:class:`CisConfig`)."""
+        return bool(self.config.monotone)
+
+    def act(self, a: torch.Tensor) -> torch.Tensor:
+        """The hidden layer's activation: ``tanh(3 a)`` for monotone heads, else ``gelu``.
+
+        A monotone unit can only express OR and AND logic by saturating (its output weight
+        cannot be negative), so its slope at 0 is steeper than ``gelu``'s: with ``tanh(a)``
+        the heads stayed close to additive within the training epochs (OR ratio 1.23 against
+        a true 2.24 in the redundant regime, 1.72 with ``tanh(3 a)``).
+        """
+        return torch.tanh(MONOTONE_SLOPE * a) if self.config.monotone else F.gelu(a)
+
+    @torch.no_grad()
+    def project_(self, w2_floor: float = 0.0) -> None:
+        """Monotone heads: put the parameters back on the constraint after a step (nothing
+        otherwise). ``W1``'s window part is clipped at 0 and ``w2`` at ``w2_floor``; each
+        peak embedding is projected onto the nearer of the non-negative and non-positive
+        orthants (its positive or its negative part, whichever is longer), so each peak
+        moves every hidden unit of its gene's head in one direction.
+
+        Training keeps ``w2`` at a small positive floor: a hidden unit whose output weight
+        sat at exactly 0 would pass no gradient to its input weights and could never come
+        back (a silent start, ``w2 = 0``, would stay silent), while Adam moves weights of
+        any gradient scale, so a floored unit keeps learning.
+        """
+        if not self.config.monotone:
+            return
+        self.w1[..., : self.config.cis_dim].clamp_(min=0)
+        self.w2.clamp_(min=w2_floor)
+        e = self.emb
+        pos, neg = e.clamp(min=0), e.clamp(max=0)
+        keep_pos = (pos.square().sum(1) >= neg.square().sum(1)).unsqueeze(1)
+        e.copy_(torch.where(keep_pos, pos, neg))
 
     # -- pairs --------------------------------------------------------------------------------
     def pairs_of(self, genes: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,7 +243,7 @@ class CisHeads(nn.Module):
         sl = slice(None) if genes is None else genes
         a = self.pre_activation(s, z, genes)
         lin = torch.einsum("...l,tl->...t", z, self.lin[sl])
-        return (F.gelu(a) * self.w2[sl]).sum(-1) + lin + self.b2[sl]
+        return (self.act(a) * self.w2[sl]).sum(-1) + lin + self.b2[sl]
 
     def w1_cis(self, genes: torch.Tensor) -> torch.Tensor:
         """The part of ``W1`` that reads the window sum, ``[n_out, cis_hidden, cis_dim]``."""

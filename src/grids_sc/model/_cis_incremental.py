@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 
 from ._batch import csr_tensor
 from ._incremental import Objective
@@ -175,7 +174,7 @@ class CisIncremental(EmbeddingSumIncremental):
             cis = self.module.cis
             s, z = state.s, self._head_state(state.z)
             a0 = cis.pre_activation(s, z, self.genes)
-            rest = cis(s, z, self.genes) - (F.gelu(a0) * cis.w2[self.genes]).sum(-1)
+            rest = cis(s, z, self.genes) - (cis.act(a0) * cis.w2[self.genes]).sum(-1)
             cached = self._heads_cache = (state, self.genes, a0, rest)
         return cached[2], cached[3]
 
@@ -196,10 +195,11 @@ class CisIncremental(EmbeddingSumIncremental):
         a0, rest = self._heads_at(state)
         u = self.columns(features).T * signs  # [n, F] signed changes
         proj = self._head_projection(features)  # [F, T, H]
-        w2 = self.module.cis.w2[self.genes]  # [T, H]
+        cis = self.module.cis
+        w2 = cis.w2[self.genes]  # [T, H]
 
         def head_objective(pre: torch.Tensor) -> torch.Tensor:  # pre: [n, ..., T, H]
-            y = (F.gelu(pre) * w2).sum(-1)
+            y = (cis.act(pre) * w2).sum(-1)
             y = y + rest.reshape(rest.shape[0], *([1] * (y.ndim - 2)), rest.shape[1])
             return objective(y.clamp(min=0), 0)
 

@@ -89,6 +89,10 @@ class CisTrainConfig:
         return asdict(self)
 
 
+#: Monotone heads: the smallest output weight during training (see ``CisHeads.project_``).
+MONOTONE_W2_FLOOR = 1e-3
+
+
 def window_matrix(x: sp.csr_matrix, pair_peak: np.ndarray) -> sp.csr_matrix:
     """``[n_cells, n_pairs]`` accessibility of each pair's peak (a column gather of ``x``)."""
     # CSR column selection: memory in the output only (no CSC copy of all peaks)
@@ -245,6 +249,8 @@ def fit_cis_heads(
         if silent:  # the head adds nothing until training gives it something to add
             cis.w2.zero_()
             cis.lin.zero_()
+    if cis.monotone:  # each peak's direction starts as its association with the gene
+        _monotone_start(cis, w, y_t, z, np.asarray(train_idx), silent)
     loss_fn = _HeadsLoss(module, w, cfg.sparsity)
     opt = make_adamw(loss_fn.parameters(), cfg.lr, cfg.weight_decay)
     step = parallel.wrap(loss_fn)
@@ -287,6 +293,7 @@ def fit_cis_heads(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            cis.project_(MONOTONE_W2_FLOOR)  # monotone heads: back on their constraint
             total += float(loss.detach()) * len(idx)
         total, n = parallel.sum(torch.tensor([total, len(order)], dtype=torch.float64)).tolist()
         train_hist.append(total / max(n, 1) / max(n_g, 1))
@@ -351,6 +358,30 @@ def fit_cis_heads(
         if halves_out is not None:
             halves_out.update(val_halves=val_halves, states=half_states)
     return out
+
+
+@torch.no_grad()
+def _monotone_start(cis, w: sp.csr_matrix, y_t: torch.Tensor, state, train_idx, silent) -> None:
+    """Monotone heads: start each window peak's embedding in the direction of its
+    association with its gene on the training cells (the sign of the covariance of the
+    peak with what the cell state leaves of the gene: the gene's deviation from the state's
+    prediction for heads that start silent, from its mean otherwise), keeping its
+    magnitudes. A peak can still change direction in training, but a head of weak signal
+    need not first undo a random one before its early stop.
+    """
+    y = y_t[torch.as_tensor(train_idx, device=y_t.device)]
+    if silent and isinstance(state, tuple):
+        y = y - state[1][torch.as_tensor(train_idx, device=y_t.device)]
+    y = y - y.mean(0)
+    sub = w[train_idx].tocoo()
+    dev = cis.emb.device
+    rows = torch.from_numpy(sub.row.astype(np.int64)).to(dev)
+    cols = torch.from_numpy(sub.col.astype(np.int64)).to(dev)
+    vals = torch.from_numpy(sub.data.astype(np.float32)).to(dev)
+    cov = torch.zeros(cis.emb.shape[0], device=dev)
+    cov.index_add_(0, cols, vals * y[rows, cis.pair_gene[cols]].to(dev))
+    sign = torch.where(cov < 0, -1.0, 1.0)
+    cis.emb.copy_(sign[:, None] * cis.emb.abs())
 
 
 def _val_loss(module, w, z, y_t, val_share, batch_size, device, parallel, half=None, base=None):

@@ -80,7 +80,7 @@ class LocoHeads(CisHeads):
         a = self.pre_activation(s, state, genes)
         v = self.lin[sl]
         lin = by_slot(slots, lambda u, g: zc[..., u, :] @ v[g].T)
-        return (F.gelu(a) * self.w2[sl]).sum(-1) + lin + self.b2[sl] + r
+        return (self.act(a) * self.w2[sl]).sum(-1) + lin + self.b2[sl] + r
 
     @torch.no_grad()
     def silent(self) -> torch.Tensor:

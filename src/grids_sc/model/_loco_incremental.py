@@ -18,7 +18,6 @@ of such peaks need the gradient through the heads alone.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ._cis_incremental import CisIncremental
 from ._incremental_sum import EmbeddingSumState
@@ -163,6 +162,7 @@ class LocoIncremental(CisIncremental):
         change = signs.to(state.h.dtype)[..., None] * self.columns(peaks)  # [m, q, n]
         a0, rest = self._heads_at(state)
         pre = a0 + torch.einsum("mqn,mqth->mnth", change, self._head_projection(peaks))
-        y_new = ((F.gelu(pre) * self.module.cis.w2[self.genes]).sum(-1) + rest).clamp(min=0)
+        cis = self.module.cis
+        y_new = ((cis.act(pre) * cis.w2[self.genes]).sum(-1) + rest).clamp(min=0)
         moved = (change != 0).any(1)  # [m, n]
         return torch.where(moved[..., None], y_new, self._expression_of(state))

@@ -76,6 +76,7 @@ def fit_surrogate(
     cis_peaks: int | None = 16,
     cis_dim: int = 8,
     cis_hidden: int = 16,
+    cis_monotone: bool = False,
     cis_max_epochs: int = 300,
     max_epochs: int = 60,
     batch_size: int = 256,
@@ -162,6 +163,12 @@ def fit_surrogate(
     cis_dim, cis_hidden
         ``model="cis"`` and ``"loco"``: size of the per-gene peak embeddings and hidden
         layer.
+    cis_monotone
+        ``model="cis"`` and ``"loco"``: make each gene's head monotone in every window peak,
+        with a direction learnt per peak (:class:`~grids_sc.model.CisConfig` ``monotone``):
+        closing one more peak of a set never undoes what the set did to the gene, also for
+        combinations of closed peaks that no cell shows. With ``"loco"`` the whole prediction
+        is then monotone in the gene's window peaks (its state does not read them).
     cis_max_epochs
         ``model="cis"`` and ``"loco"``: most epochs of the heads' training (each gene
         stops early on its own validation loss, usually well before).
@@ -264,7 +271,7 @@ def fit_surrogate(
     try:
         module, history, cis_train = _fit(
             arch,
-            CisHeadSettings(cis_peaks, cis_dim, cis_hidden, cis_max_epochs),
+            CisHeadSettings(cis_peaks, cis_dim, cis_hidden, cis_max_epochs, bool(cis_monotone)),
             train,
             data=(peak_chrom, x, y, groups, train_idx, val_idx),
             windows=windows,
@@ -326,6 +333,7 @@ class CisHeadSettings:
     dim: int
     hidden: int
     max_epochs: int
+    monotone: bool = False
 
 
 def _fit(
@@ -384,7 +392,7 @@ def _fit(
                 pairs = screen_pairs(*windows, x_train, y[train_idx], cis_peaks, z)
             pg, pp = parallel.broadcast(pairs) if parallel is not None else pairs
             del x_train
-            cis_cfg = CisConfig(cis_dim=cis_dim, cis_hidden=cis_hidden)
+            cis_cfg = CisConfig(cis_dim=cis_dim, cis_hidden=cis_hidden, monotone=int(cis.monotone))
             module = CisSurrogate(
                 arch, cis_cfg, torch.from_numpy(peak_chrom), torch.from_numpy(pg),
                 torch.from_numpy(pp),
@@ -403,7 +411,7 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
     window peaks most correlated with what the state leaves of the gene) and the heads.
     """
     peak_chrom, x, y, groups, train_idx, val_idx = data
-    cis_cfg = CisConfig(cis_dim=cis.dim, cis_hidden=cis.hidden)
+    cis_cfg = CisConfig(cis_dim=cis.dim, cis_hidden=cis.hidden, monotone=int(cis.monotone))
     pc, gc = torch.from_numpy(peak_chrom), torch.from_numpy(gene_chrom)
     none = torch.zeros(0, dtype=torch.long)
     with torch.random.fork_rng(devices=[]):
