@@ -48,7 +48,7 @@ def assert_pair_effects_exact(e, prob, sel: torch.Tensor, feats: torch.Tensor) -
         assert e[b, a] == pytest.approx(exact, abs=1e-5)
 
 
-def _model(kind: str) -> torch.nn.Module:
+def _model(kind: str, heads: CisConfig | None = None) -> torch.nn.Module:
     """A surrogate of either kind with random weights large enough to be nonlinear."""
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
@@ -61,7 +61,7 @@ def _model(kind: str) -> torch.nn.Module:
     else:  # each gene's window: 12 peaks, with overlaps between genes
         gene = np.repeat(np.arange(N_GENES), 12)
         peak = np.concatenate([np.arange(12) * 7 + 40 * g for g in range(N_GENES)])
-        module = CisSurrogate(cfg, CisConfig(4, 4, 8), chrom, torch.from_numpy(gene),
+        module = CisSurrogate(cfg, heads or CisConfig(4, 4, 8), chrom, torch.from_numpy(gene),
                               torch.from_numpy(peak))  # fmt: skip
     with torch.no_grad():
         for p in module.parameters():

@@ -32,7 +32,7 @@ from test_incremental import (  # noqa: F401  (collected here with this module's
 GENE_CHROM = torch.tensor([-1, 1, 0, 2])
 
 
-def _loco(gene_chrom: torch.Tensor = GENE_CHROM) -> LocoSurrogate:
+def _loco(gene_chrom: torch.Tensor = GENE_CHROM, heads: CisConfig | None = None) -> LocoSurrogate:
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
     chrom = torch.from_numpy(np.sort(rng.integers(0, ti.N_CHROM, ti.N_PEAKS)))
@@ -40,8 +40,8 @@ def _loco(gene_chrom: torch.Tensor = GENE_CHROM) -> LocoSurrogate:
                           n_latent=8, hidden=16, chrom_norm="center")  # fmt: skip
     gene = np.repeat(np.arange(ti.N_GENES), 12)
     peak = np.concatenate([np.arange(12) * 7 + 40 * g for g in range(ti.N_GENES)])
-    module = LocoSurrogate(cfg, CisConfig(4, 4, 8), chrom, gene_chrom, torch.from_numpy(gene),
-                           torch.from_numpy(peak))  # fmt: skip
+    module = LocoSurrogate(cfg, heads or CisConfig(4, 4, 8), chrom, gene_chrom,
+                           torch.from_numpy(gene), torch.from_numpy(peak))  # fmt: skip
     with torch.no_grad():
         for p in module.parameters():
             p.add_(0.3 * torch.randn_like(p))

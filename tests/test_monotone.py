@@ -13,11 +13,10 @@ import torch
 
 import grids_sc as grids
 import test_incremental as ti
+import test_loco
 from grids_sc.model import (
     CisConfig,
-    CisSurrogate,
     LocoSurrogate,
-    SurrogateConfig,
     make_batch,
 )
 from test_incremental import (  # noqa: F401  (collected here with this module's `model`)
@@ -33,24 +32,12 @@ GENE_CHROM = torch.tensor([-1, 1, 0, 2])
 
 
 def _monotone(kind: str, gene_chrom: torch.Tensor = GENE_CHROM) -> torch.nn.Module:
-    """A monotone cis or LOCO surrogate with random weights large enough to be nonlinear."""
-    torch.manual_seed(0)
-    rng = np.random.default_rng(1)
-    chrom = torch.from_numpy(np.sort(rng.integers(0, ti.N_CHROM, ti.N_PEAKS)))
-    cfg = SurrogateConfig(ti.N_PEAKS, ti.N_GENES, ti.N_CHROM, emb_dim=8, chrom_hidden=8,
-                          n_latent=8, hidden=16, chrom_norm="center")  # fmt: skip
-    gene = np.repeat(np.arange(ti.N_GENES), 12)
-    peak = np.concatenate([np.arange(12) * 7 + 40 * g for g in range(ti.N_GENES)])
-    pairs = (torch.from_numpy(gene), torch.from_numpy(peak))
+    """A monotone cis or LOCO surrogate with random weights large enough to be nonlinear
+    (the models of ``test_incremental`` and ``test_loco`` with monotone heads).
+    """
     heads = CisConfig(4, 4, 8, monotone=1)
-    if kind == "loco":
-        module = LocoSurrogate(cfg, heads, chrom, gene_chrom, *pairs)
-    else:
-        module = CisSurrogate(cfg, heads, chrom, *pairs)
+    module = test_loco._loco(gene_chrom, heads) if kind == "loco" else ti._model("cis", heads)
     with torch.no_grad():
-        for p in module.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-        module.cis.b2.add_(3.0)
         module.cis.w2.mul_(3.0)
     module.cis.project_()
     return module.eval()
@@ -128,8 +115,6 @@ def test_loco_gene_moves_one_way_per_window_peak_from_any_cell(density):
 
 
 def _free_loco(gene_chrom: torch.Tensor) -> LocoSurrogate:
-    import test_loco
-
     return test_loco._loco(gene_chrom)
 
 
