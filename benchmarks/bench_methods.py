@@ -25,7 +25,7 @@
   the true relative effect of the selection as a fraction of the best of every 8 of the gene's
   9 planted peaks (enumerated on the simulator's truth), the OR pairs switched off, and the
   seconds per gene. ``--fit`` passes options to ``fit_surrogate`` (e.g. ``cis_peaks=24``;
-  also for ``sim``);
+  also for ``sim`` and ``pbmc``, where a ``--surrogate`` file already written is read as it is);
   ``--screen``, ``--min-z`` (the cis screen's ``method`` and ``min_z``) and
   ``--head-sparsity`` (the heads' group-lasso weight) are put in place by this script only.
 - ``a549``: sci-CAR A549 (``../shared/data``), genome-wide peaks, the paper's architecture
@@ -93,7 +93,9 @@ def _run_methods(
 
 
 def pbmc(args) -> None:
-    m = pbmc_fitted(args.surrogate)
+    m = pbmc_fitted(
+        args.surrogate, **{k: _value(v) for k, v in (kv.split("=", 1) for kv in args.fit)}
+    )
     pchic = grids.datasets.pchic_support()
     counts = m.obs["celltype"].astype(str).value_counts()
     types = args.types or sorted(counts.index[counts >= args.min_cells])
@@ -441,7 +443,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="redundant")
     ap.add_argument("--cells", type=int, default=3000, help="redundant: cells per data set")
-    ap.add_argument("--fit", nargs="*", default=[], help="sim, redundant: fit_surrogate k=v")
+    ap.add_argument("--fit", nargs="*", default=[], help="sim, redundant, pbmc: fit_surrogate k=v")
     ap.add_argument("--screen", default=None, help="redundant: the cis screen's method")
     ap.add_argument("--min-z", type=float, default=None, help="redundant: the screen's min_z")
     ap.add_argument("--head-sparsity", type=float, default=None, help="redundant: heads' lasso")
