@@ -181,6 +181,14 @@ def test_fit_keeps_the_heads_monotone_and_records_it(fitted, tmp_path):
     np.testing.assert_allclose(back["rna"].layers["pred"], m["rna"].layers["pred"], atol=1e-6)
 
 
+def test_monotone_heads_need_a_model_with_heads():
+    m = grids.datasets.synthetic_multiome(n_cells=300, n_peaks=100, n_genes=2, seed=0)
+    before = set(m.uns.get("grids", {}).get("surrogates", {}))
+    with pytest.raises(ValueError, match="cis_monotone=True.*model='grids' has none"):
+        grids.tl.fit_surrogate(m, model="grids", cis_monotone=True, progress=False)
+    assert set(m.uns.get("grids", {}).get("surrogates", {})) == before
+
+
 def test_heads_without_the_setting_load_unconstrained():
     """Records written before the setting (no ``monotone`` key) read back as gelu heads."""
     cfg = CisConfig.from_dict({"cis_dim": 4, "state_dim": 4, "cis_hidden": 8})

@@ -34,7 +34,6 @@ from ._batch import AtacBatch
 from ._cis_incremental import CisIncremental
 from ._surrogate import Surrogate, SurrogateConfig
 
-
 #: Monotone heads: the slope of the hidden activation ``tanh(MONOTONE_SLOPE * a)``.
 MONOTONE_SLOPE = 3.0
 
@@ -148,8 +147,8 @@ class CisHeads(nn.Module):
 
         A monotone unit can only express OR and AND logic by saturating (its output weight
         cannot be negative), so its slope at 0 is steeper than ``gelu``'s: with ``tanh(a)``
-        the heads stayed close to additive within the training epochs (OR ratio 1.23 against
-        a true 2.24 in the redundant regime, 1.72 with ``tanh(3 a)``).
+        the heads stayed close to additive within their training epochs (the method page
+        and ``benchmarks/README.md`` have the figures).
         """
         return torch.tanh(MONOTONE_SLOPE * a) if self.config.monotone else F.gelu(a)
 

@@ -215,6 +215,11 @@ def fit_surrogate(
     chrom_norm = check_chrom_norm(DEFAULT_CHROM_NORM[model] if chrom_norm is None else chrom_norm)
     if cis_max_epochs < 1:
         raise ValueError(f"cis_max_epochs must be at least 1, got {cis_max_epochs}")
+    if cis_monotone and model == "grids":
+        raise ValueError(
+            "cis_monotone=True makes the per-gene cis heads monotone, and model='grids' has "
+            "none; use model='loco' or 'cis', or leave cis_monotone False"
+        )
     if not (0 < train_size < 1 and 0 < validation_size < 1 and train_size + validation_size < 1):
         raise ValueError("train_size and validation_size must be in (0, 1) and sum to less than 1")
     a_rna, a_atac = check_paired(mdata, rna, atac)
