@@ -63,3 +63,20 @@ def pbmc_fitted(path: str | None, **fit_kwargs):
     if path:
         m.write(path)
     return m
+
+
+def fit_options(pairs: list[str]) -> dict:
+    """``--fit k=v`` pairs as keyword arguments of ``fit_surrogate``: each value None, an
+    int, a float or the string.
+    """
+    out = {}
+    for kv in pairs:
+        k, v = kv.split("=", 1)
+        out[k] = None if v == "None" else v
+        for cast in (int, float):
+            try:
+                out[k] = cast(v)
+                break
+            except ValueError:
+                pass
+    return out

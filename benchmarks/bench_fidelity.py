@@ -45,6 +45,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from _common import fit_options
 
 import grids_sc as grids
 
@@ -231,23 +232,6 @@ def run_one(name: str, loaded, model: str, seed: int, args) -> dict:
     if name == "sim-redundant" and args.explain:
         row["explain fraction"] = redundant_fraction(m)
     return row
-
-
-def fit_options(pairs: list[str]) -> dict:
-    """``--fit k=v`` pairs as keyword arguments of ``fit_surrogate`` (None, int, float or
-    the string).
-    """
-    out = {}
-    for kv in pairs:
-        k, v = kv.split("=", 1)
-        out[k] = None if v == "None" else v
-        for cast in (int, float):
-            try:
-                out[k] = cast(v)
-                break
-            except ValueError:
-                pass
-    return out
 
 
 def set_loco_keep(margin=None, rule=None, floor=None) -> None:

@@ -53,7 +53,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from _common import pbmc_fitted
+from _common import fit_options, pbmc_fitted
 
 import grids_sc as grids
 from grids_sc.attribution import METHODS
@@ -93,9 +93,7 @@ def _run_methods(
 
 
 def pbmc(args) -> None:
-    m = pbmc_fitted(
-        args.surrogate, **{k: _value(v) for k, v in (kv.split("=", 1) for kv in args.fit)}
-    )
+    m = pbmc_fitted(args.surrogate, **fit_options(args.fit))
     pchic = grids.datasets.pchic_support()
     counts = m.obs["celltype"].astype(str).value_counts()
     types = args.types or sorted(counts.index[counts >= args.min_cells])
@@ -196,8 +194,7 @@ def sim(args) -> None:
     m = grids.datasets.synthetic_multiome(
         3000, 1500, 12, seed=1, n_single=2, n_or=1, n_and=1, n_decoys=2
     )
-    fit = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.fit)}
-    grids.tl.fit_surrogate(m, seed=0, progress=False, **fit)
+    grids.tl.fit_surrogate(m, seed=0, progress=False, **fit_options(args.fit))
     var = m["atac"].var
     rows = []
     for gene in m["rna"].var_names:
@@ -218,18 +215,6 @@ def sim(args) -> None:
 def _true_rel(m, gene: str, peaks, base: float) -> float:
     after = grids.datasets.true_expression(m, genes=[gene], close=list(peaks))[:, 0].mean()
     return (after - base) / base
-
-
-def _value(v: str):
-    """A ``k=v`` option's value: None, int, float or the string."""
-    if v == "None":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
 
 
 def _variant(args):
@@ -264,8 +249,7 @@ def redundant(args) -> None:
     import itertools
 
     warnings.filterwarnings("ignore", message="replaced the earlier")
-    fit = dict(kv.split("=", 1) for kv in args.fit)
-    fit = {k: _value(v) for k, v in fit.items()}
+    fit = fit_options(args.fit)
 
     rows = []
     for seed in args.seeds:
