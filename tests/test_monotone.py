@@ -19,6 +19,7 @@ from grids_sc.model import (
     LocoSurrogate,
     make_batch,
 )
+from grids_sc.search import EmbeddingSumProblem
 from test_incremental import (  # noqa: F401  (collected here with this module's `model`)
     test_first_order_is_gradient_times_change,
     test_moves_equal_full_evaluation,
@@ -46,6 +47,50 @@ def _monotone(kind: str, gene_chrom: torch.Tensor = GENE_CHROM) -> torch.nn.Modu
 @pytest.fixture(scope="module", params=["cis", "loco"])
 def model(request):
     return _monotone(request.param)
+
+
+@pytest.mark.parametrize("kind", ["cis", "loco"])
+def test_pair_effects_equal_full_evaluation(kind):
+    """The heads' exact pair effects (from their hidden pre-activations) equal full
+    evaluations, the shared encoder made blind to the window peaks so that the heads are
+    their only path.
+    """
+    module = _monotone(kind)
+    x = ti._x(4)
+    window = module.incremental(x, ti.GENES, 0.0).interacting_features()
+    with torch.no_grad():
+        module.atac_encoder.delta[window] = 0.0
+    for p in (0.0, 1.0):
+        inc = module.incremental(x, ti.GENES, p)
+        prob = EmbeddingSumProblem(module, x, ti.GENES, p)
+        sel = window[:3]
+        feats = torch.cat([window[3:8], sel[:2]])
+        signs = torch.tensor([1.0] * 5 + [-1.0] * 2)
+        e = inc.pair_effects(prob._state(sel), feats, signs, prob.objective).numpy()
+        ti.assert_pair_effects_exact(e, prob, sel, feats)
+
+
+def test_loco_moves_of_the_window_run_the_head_alone_and_exactly():
+    """LOCO moves of a gene's own window peaks (evaluated through its head alone, from its
+    hidden pre-activations) equal full forward passes.
+    """
+    module = _monotone("loco", torch.tensor([-1, 0, 0, 2]))
+    x = ti._x(3)
+    genes = np.array([1])
+    for p in (0.0, 1.0):
+        inc = module.incremental(x, genes, p)
+        window = inc.interacting_features()
+        sel = window[torch.tensor([0, 3, 5, 8])]
+        free = window[torch.tensor([1, 2, 4, 6])]
+        state = inc.perturbed(sel)
+        restore, perturb = sel[torch.tensor([[0, 1], [2, 3]])], free[torch.tensor([[0, 1], [2, 3]])]
+        assert inc.heads_only(torch.cat([restore, perturb], 1))
+        got = inc.move_expression(state, restore, perturb).numpy()
+        for m in range(len(restore)):
+            after = set(sel.tolist()) - set(restore[m].tolist()) | set(perturb[m].tolist())
+            np.testing.assert_allclose(
+                got[m], ti._full(module, x, sorted(after), p, genes), atol=2e-5
+            )
 
 
 def _constraint_holds(cis) -> bool:
