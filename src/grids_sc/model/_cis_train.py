@@ -72,6 +72,16 @@ class CisTrainConfig:
     shrink_floor
         ``keep_rule="shrink"``: the smallest scale of a head that improved on the validation
         cells at some epoch (``0``: a head without cross-fitted signal is silenced).
+    consistency
+        Weight of the sign-consistency penalty (``0``: none). A head fit on observed cells
+        is free to say anything about states no cell shows, such as a gene's window with
+        most of its open peaks closed, and that is where a search of closing peaks goes. At
+        each step one random window peak per gene is opened and closed in the batch's cells
+        (its effect there, whose mean gives its direction) and in a random closing of them
+        (each cell's open window peaks closed at a random rate drawn per cell); the penalty
+        is how far the effects in the closings go against that direction (mean over cells,
+        summed over genes). A peak's effect may change size with the other peaks of its
+        window, also vanish (an OR partner closed), but not reverse its sign.
     """
 
     max_epochs: int = 300
@@ -83,6 +93,7 @@ class CisTrainConfig:
     keep_margin: float = 0.0
     keep_rule: str = "validation"
     shrink_floor: float = 0.0
+    consistency: float = 0.0
 
     def to_dict(self) -> dict:
         """The settings as a plain dict."""
@@ -135,20 +146,69 @@ def _take(module, state, it: torch.Tensor):
     return state[it]
 
 
-def _pool_rows(module: CisSurrogate, w: sp.csr_matrix, idx: np.ndarray, device) -> torch.Tensor:
+def _batch_entries(w: sp.csr_matrix, idx: np.ndarray, device) -> tuple:
+    """``(rows, cols, vals)``: the nonzeros of the window matrix's rows ``idx`` (rows
+    numbered within the batch, columns are pairs).
+    """
     sub = w[idx].tocoo()
-    cis = module.cis
-    rows = torch.from_numpy(sub.row.astype(np.int64)).to(device)
-    cols = torch.from_numpy(sub.col.astype(np.int64)).to(device)
-    vals = torch.from_numpy(sub.data.astype(np.float32)).to(device)
+    return (
+        torch.from_numpy(sub.row.astype(np.int64)).to(device),
+        torch.from_numpy(sub.col.astype(np.int64)).to(device),
+        torch.from_numpy(sub.data.astype(np.float32)).to(device),
+    )
+
+
+def _pool_entries(cis, rows, cols, vals, n_cells: int) -> torch.Tensor:
+    """Window sums ``[n_cells, n_genes, cis_dim]`` of a batch's window entries."""
     n_g = cis.n_genes
-    flat = torch.zeros(len(idx) * n_g, cis.config.cis_dim, device=device)
+    flat = torch.zeros(n_cells * n_g, cis.config.cis_dim, device=vals.device)
     # index_select rather than emb[cols]: its backward (index_add) is deterministic on CPU,
     # the backward of advanced indexing (index_put with accumulate) is not
     flat = flat.index_add(
         0, rows * n_g + cis.pair_gene[cols], torch.index_select(cis.emb, 0, cols) * vals[:, None]
     )
-    return cis.offset + flat.view(len(idx), n_g, -1)
+    return cis.offset + flat.view(n_cells, n_g, -1)
+
+
+def _pool_rows(module: CisSurrogate, w: sp.csr_matrix, idx: np.ndarray, device) -> torch.Tensor:
+    return _pool_entries(module.cis, *_batch_entries(w, idx, device), len(idx))
+
+
+def _sign_consistency(cis, entries, n_cells: int, s, z, gen: torch.Generator) -> torch.Tensor:
+    """The sign-consistency penalty of :class:`CisTrainConfig` ``consistency`` on a batch
+    (window sums ``s`` of its cells, their window ``entries`` and cell state ``z``).
+    """
+    rows, cols, vals = entries
+    dev = vals.device
+    n_g = cis.n_genes
+    counts = torch.bincount(cis.pair_gene, minlength=n_g)
+    has = counts > 0
+    if not bool(has.any()):
+        return s.sum() * 0.0
+    first = torch.cumsum(counts, 0) - counts
+    draw = torch.rand(n_g, generator=gen, device=dev)
+    pick = first + torch.minimum((draw * counts).long(), (counts - 1).clamp(min=0))
+    pick = torch.where(has, pick, torch.zeros_like(pick))  # one window pair per gene
+    # a random closing of each cell: its open window peaks closed at a rate drawn per cell
+    rate = torch.rand(n_cells, generator=gen, device=dev)
+    kept = torch.rand(len(rows), generator=gen, device=dev) >= rate[rows]
+    s_closed = _pool_entries(cis, rows[kept], cols[kept], vals[kept], n_cells)
+    # the picked pair's value in each cell, as observed and after the closing
+    gene = cis.pair_gene[cols]
+    own = pick[gene] == cols
+    x_obs = torch.zeros(n_cells, n_g, device=dev)
+    x_obs[rows[own], gene[own]] = vals[own]
+    x_closed = x_obs * 0.0
+    x_closed[rows[own & kept], gene[own & kept]] = vals[own & kept]
+    e = cis.emb[pick]  # [G, c]
+
+    def effect(sums, x):  # opening minus closing the picked peak, per cell and gene
+        base = sums - x[..., None] * e
+        return cis(base + e, z) - cis(base, z)
+
+    direction = torch.sign(effect(s, x_obs).mean(0)).detach()
+    against = torch.relu(-direction * effect(s_closed, x_closed)) * has
+    return against.mean(0).sum()
 
 
 class _HeadsLoss(nn.Module):
@@ -156,16 +216,32 @@ class _HeadsLoss(nn.Module):
     ``DistributedDataParallel`` wraps; the shared part is frozen).
     """
 
-    def __init__(self, module: CisSurrogate, w: sp.csr_matrix, sparsity: float) -> None:
+    def __init__(
+        self,
+        module: CisSurrogate,
+        w: sp.csr_matrix,
+        sparsity: float,
+        consistency: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.cis = module.cis
         self._surrogate = (module,)  # not a submodule
-        self.w, self.sparsity = w, sparsity
+        self.w, self.sparsity, self.consistency = w, sparsity, float(consistency)
+        self._gen = None
+        if self.consistency > 0:  # its own generator: the rest of training is unchanged
+            self._gen = torch.Generator(device=self.cis.emb.device).manual_seed(seed)
 
     def forward(self, idx: np.ndarray, z, y: torch.Tensor) -> torch.Tensor:
         cis = self.cis
-        pred = cis(_pool_rows(self._surrogate[0], self.w, idx, y.device), z)
+        entries = _batch_entries(self.w, idx, y.device)
+        s = _pool_entries(cis, *entries, len(idx))
+        pred = cis(s, z)
         loss = ((pred - y) ** 2).mean(0).sum()
+        if self.consistency > 0:
+            loss = loss + self.consistency * _sign_consistency(
+                cis, entries, len(idx), s, z, self._gen
+            )
         if self.sparsity > 0 and cis.emb.numel():
             loss = loss + self.sparsity * cis.emb.norm(dim=1).sum()
         return loss
@@ -251,7 +327,7 @@ def fit_cis_heads(
             cis.lin.zero_()
     if cis.monotone:  # each peak's direction starts as its association with the gene
         _monotone_start(cis, w, y_t, z, np.asarray(train_idx), silent)
-    loss_fn = _HeadsLoss(module, w, cfg.sparsity)
+    loss_fn = _HeadsLoss(module, w, cfg.sparsity, cfg.consistency, seed)
     opt = make_adamw(loss_fn.parameters(), cfg.lr, cfg.weight_decay)
     step = parallel.wrap(loss_fn)
     batch_size = parallel.batch_size(cfg.batch_size)
@@ -373,11 +449,8 @@ def _monotone_start(cis, w: sp.csr_matrix, y_t: torch.Tensor, state, train_idx, 
     if silent and isinstance(state, tuple):
         y = y - state[1][torch.as_tensor(train_idx, device=y_t.device)]
     y = y - y.mean(0)
-    sub = w[train_idx].tocoo()
     dev = cis.emb.device
-    rows = torch.from_numpy(sub.row.astype(np.int64)).to(dev)
-    cols = torch.from_numpy(sub.col.astype(np.int64)).to(dev)
-    vals = torch.from_numpy(sub.data.astype(np.float32)).to(dev)
+    rows, cols, vals = _batch_entries(w, train_idx, dev)
     cov = torch.zeros(cis.emb.shape[0], device=dev)
     cov.index_add_(0, cols, vals * y[rows, cis.pair_gene[cols]].to(dev))
     sign = torch.where(cov < 0, -1.0, 1.0)

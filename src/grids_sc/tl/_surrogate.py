@@ -53,6 +53,9 @@ DEFAULT_CHROM_NORM = {"grids": "center", "cis": "layer", "loco": "center"}
 LOCO_KEEP_RULE = "shrink"
 LOCO_KEEP_MARGIN = 0.0
 LOCO_SHRINK_FLOOR = 0.1
+# model="loco": weight of the heads' sign-consistency penalty (CisTrainConfig.consistency);
+# the benchmarks' tables are in benchmarks/README.md, "Sign-consistent heads"
+LOCO_CONSISTENCY = 0.3
 MIN_CELLS = 20
 
 
@@ -77,6 +80,7 @@ def fit_surrogate(
     cis_dim: int = 8,
     cis_hidden: int = 16,
     cis_monotone: bool = False,
+    cis_consistency: float | None = None,
     cis_max_epochs: int = 300,
     max_epochs: int = 60,
     batch_size: int = 256,
@@ -169,6 +173,14 @@ def fit_surrogate(
         closing one more peak of a set never undoes what the set did to the gene, also for
         combinations of closed peaks that no cell shows. With ``"loco"`` the whole prediction
         is then monotone in the gene's window peaks (its state does not read them).
+    cis_consistency
+        ``model="cis"`` and ``"loco"``: weight of the heads' sign-consistency penalty
+        (:class:`~grids_sc.model.CisTrainConfig` ``consistency``): while the heads train, a
+        window peak's effect in random closings of the training cells is pulled towards the
+        direction of its effect in the cells themselves, so that what a head says about
+        combinations of closed peaks that no cell shows (where a search of closing peaks
+        goes) does not reverse what the data say, while its OR and AND logic stays free.
+        ``None``: ``0.3`` for ``"loco"``, ``0`` (none) for ``"cis"``.
     cis_max_epochs
         ``model="cis"`` and ``"loco"``: most epochs of the heads' training (each gene
         stops early on its own validation loss, usually well before).
@@ -220,6 +232,15 @@ def fit_surrogate(
             "cis_monotone=True makes the per-gene cis heads monotone, and model='grids' has "
             "none; use model='loco' or 'cis', or leave cis_monotone False"
         )
+    if cis_consistency is not None and not (np.isfinite(cis_consistency) and cis_consistency >= 0):
+        raise ValueError(f"cis_consistency must be a number >= 0, got {cis_consistency!r}")
+    if cis_consistency and model == "grids":
+        raise ValueError(
+            "cis_consistency trains the per-gene cis heads, and model='grids' has none; use "
+            "model='loco' or 'cis', or leave cis_consistency None"
+        )
+    if cis_consistency is None:
+        cis_consistency = LOCO_CONSISTENCY if model == "loco" else 0.0
     if not (0 < train_size < 1 and 0 < validation_size < 1 and train_size + validation_size < 1):
         raise ValueError("train_size and validation_size must be in (0, 1) and sum to less than 1")
     a_rna, a_atac = check_paired(mdata, rna, atac)
@@ -276,7 +297,14 @@ def fit_surrogate(
     try:
         module, history, cis_train = _fit(
             arch,
-            CisHeadSettings(cis_peaks, cis_dim, cis_hidden, cis_max_epochs, bool(cis_monotone)),
+            CisHeadSettings(
+                cis_peaks,
+                cis_dim,
+                cis_hidden,
+                cis_max_epochs,
+                bool(cis_monotone),
+                float(cis_consistency),
+            ),
             train,
             data=(peak_chrom, x, y, groups, train_idx, val_idx),
             windows=windows,
@@ -339,6 +367,7 @@ class CisHeadSettings:
     hidden: int
     max_epochs: int
     monotone: bool = False
+    consistency: float = 0.0
 
 
 def _fit(
@@ -403,7 +432,11 @@ def _fit(
                 torch.from_numpy(pp),
             )  # fmt: skip
             module.base.load_state_dict(base.state_dict())
-            cis_train = CisTrainConfig(batch_size=train.batch_size, max_epochs=cis_max_epochs)
+            cis_train = CisTrainConfig(
+                batch_size=train.batch_size,
+                max_epochs=cis_max_epochs,
+                consistency=cis.consistency,
+            )
             history["cis"] = fit_cis_heads(
                 module, x, y, train_idx, val_idx, cis_train, device=dev, seed=seed,
                 progress=progress, parallel=parallel,
@@ -444,6 +477,7 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
             keep_margin=LOCO_KEEP_MARGIN,
             keep_rule=LOCO_KEEP_RULE,
             shrink_floor=LOCO_SHRINK_FLOOR,
+            consistency=cis.consistency,
         )
         # the validation cells' halves for the cross-fitted keep rule, stratified like the split
         halves = split_cells(
