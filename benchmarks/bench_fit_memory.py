@@ -16,7 +16,7 @@ the best-weights copy); ``--fidelity`` also measures ``grids.tl.surrogate_fideli
 
     python benchmarks/bench_fit_memory.py [--cells 10000 --peaks 100000 --genes 2000]
         [--max-epochs 2] [--threads 2] [--model cis|loco|grids] [--defaults] [--pieces]
-        [--fidelity]
+        [--fidelity] [--fit cis_consistency=0 ...]
 
 ``--defaults`` fits with the package's default epochs (each phase stops early) instead of
 ``--max-epochs``: the whole fit time, not only seconds per epoch.
@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 import torch
-from _common import peak_rss_gb
+from _common import fit_options, peak_rss_gb
 
 import grids_sc as grids
 import grids_sc.tl._surrogate as fit_module
@@ -179,6 +179,7 @@ def main() -> None:
     ap.add_argument("--defaults", action="store_true", help="fit with the package's default epochs")
     ap.add_argument("--pieces", action="store_true", help="also measure pieces separately")
     ap.add_argument("--fidelity", action="store_true", help="also run surrogate_fidelity")
+    ap.add_argument("--fit", nargs="*", default=[], help="more fit_surrogate k=v")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -218,6 +219,7 @@ def main() -> None:
             batch_size=args.batch_size,
             progress=False,
             device="cpu",
+            **fit_options(args.fit),
         )
     t_fit = time.perf_counter() - t
     fit_peak = hwm_gb()

@@ -206,7 +206,8 @@ def _sign_consistency(cis, entries, n_cells: int, s, z, gen: torch.Generator) ->
         base = sums - x[..., None] * e
         return cis(base + e, z) - cis(base, z)
 
-    direction = torch.sign(effect(s, x_obs).mean(0)).detach()
+    with torch.no_grad():  # the direction is held fixed within the step: no graph for it
+        direction = torch.sign(effect(s, x_obs).mean(0))
     against = torch.relu(-direction * effect(s_closed, x_closed)) * has
     return against.mean(0).sum()
 
