@@ -232,16 +232,14 @@ def test_scores_of_the_candidates_alone_equal_every_peaks(model, p):
     assert torch.equal(inc.first_order(inc.perturbed(sel), objective), ref)
 
 
-@pytest.mark.parametrize("p", [0.0, 1.0])
-def test_pair_effects_equal_full_evaluation(p):
-    """With the shared encoder blind to the window peaks, the cis heads are the only path,
-    and their pair effects (perturbing free peaks, restoring selected ones) are exact.
+def assert_head_pair_effects_exact(module, p: float) -> None:
+    """With the shared encoder of ``module`` (cis heads) made blind to the window peaks, the
+    heads are the only path, and their pair effects (perturbing free peaks, restoring
+    selected ones) are exact.
     """
-    module = _model("cis")
     x = _x(4)
-    inc = module.incremental(x, GENES, p)
-    window = inc.interacting_features()
-    assert len(window) and not len(_model("grids").incremental(x, GENES).interacting_features())
+    window = module.incremental(x, GENES, p).interacting_features()
+    assert len(window)
     with torch.no_grad():
         module.atac_encoder.delta[window] = 0.0
     inc = module.incremental(x, GENES, p)
@@ -251,6 +249,13 @@ def test_pair_effects_equal_full_evaluation(p):
     signs = torch.tensor([1.0] * 5 + [-1.0] * 2)
     e = inc.pair_effects(prob._state(sel), feats, signs, prob.objective).numpy()
     assert_pair_effects_exact(e, prob, sel, feats)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_pair_effects_equal_full_evaluation(p):
+    """The cis heads' pair effects are exact; the paper's surrogate models no interactions."""
+    assert not len(_model("grids").incremental(_x(4), GENES).interacting_features())
+    assert_head_pair_effects_exact(_model("cis"), p)
 
 
 def test_pair_effects_without_interactions_are_first_order():

@@ -17,7 +17,6 @@ import torch
 import grids_sc as grids
 import test_incremental as ti
 from grids_sc.model import CisConfig, LocoSurrogate, SurrogateConfig, make_batch
-from grids_sc.search import EmbeddingSumProblem
 from test_incremental import (  # noqa: F401  (collected here with this module's `model`)
     test_both_kinds_implement_the_interface,
     test_first_order_is_gradient_times_change,
@@ -137,19 +136,7 @@ def test_moves_on_the_genes_own_chromosome_run_its_head_alone(p):
 @pytest.mark.parametrize("p", [0.0, 1.0])
 def test_loco_pair_effects_equal_full_evaluation(p):
     """With the window peaks out of the state, the heads' pair effects are exact."""
-    module = _loco()
-    x = ti._x(4)
-    inc = module.incremental(x, ti.GENES, p)
-    window = inc.interacting_features()
-    with torch.no_grad():
-        module.atac_encoder.delta[window] = 0.0
-    inc = module.incremental(x, ti.GENES, p)
-    prob = EmbeddingSumProblem(module, x, ti.GENES, p)
-    sel = window[:3]
-    feats = torch.cat([window[3:8], sel[:2]])
-    signs = torch.tensor([1.0] * 5 + [-1.0] * 2)
-    e = inc.pair_effects(prob._state(sel), feats, signs, prob.objective).numpy()
-    ti.assert_pair_effects_exact(e, prob, sel, feats)
+    ti.assert_head_pair_effects_exact(_loco(), p)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from grids_sc.model import (
     LocoSurrogate,
     make_batch,
 )
-from grids_sc.search import EmbeddingSumProblem
 from test_incremental import (  # noqa: F401  (collected here with this module's `model`)
     test_first_order_is_gradient_times_change,
     test_moves_equal_full_evaluation,
@@ -56,18 +55,8 @@ def test_pair_effects_equal_full_evaluation(kind):
     their only path.
     """
     module = _monotone(kind)
-    x = ti._x(4)
-    window = module.incremental(x, ti.GENES, 0.0).interacting_features()
-    with torch.no_grad():
-        module.atac_encoder.delta[window] = 0.0
     for p in (0.0, 1.0):
-        inc = module.incremental(x, ti.GENES, p)
-        prob = EmbeddingSumProblem(module, x, ti.GENES, p)
-        sel = window[:3]
-        feats = torch.cat([window[3:8], sel[:2]])
-        signs = torch.tensor([1.0] * 5 + [-1.0] * 2)
-        e = inc.pair_effects(prob._state(sel), feats, signs, prob.objective).numpy()
-        ti.assert_pair_effects_exact(e, prob, sel, feats)
+        ti.assert_head_pair_effects_exact(module, p)
 
 
 def test_loco_moves_of_the_window_run_the_head_alone_and_exactly():
