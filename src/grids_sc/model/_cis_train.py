@@ -177,6 +177,11 @@ def _pool_rows(module: CisSurrogate, w: sp.csr_matrix, idx: np.ndarray, device) 
 def _sign_consistency(cis, entries, n_cells: int, s, z, gen: torch.Generator) -> torch.Tensor:
     """The sign-consistency penalty of :class:`CisTrainConfig` ``consistency`` on a batch
     (window sums ``s`` of its cells, their window ``entries`` and cell state ``z``).
+
+    Only the heads' hidden layer depends on the window, linearly before the activation, so
+    the four evaluations (the picked peak opened and closed, in the cells and in their
+    closings) share one pre-activation of the observed cells: the state's part is computed
+    once, a closing adds its window change and the picked peak its embedding's projection.
     """
     rows, cols, vals = entries
     dev = vals.device
@@ -192,7 +197,6 @@ def _sign_consistency(cis, entries, n_cells: int, s, z, gen: torch.Generator) ->
     # a random closing of each cell: its open window peaks closed at a rate drawn per cell
     rate = torch.rand(n_cells, generator=gen, device=dev)
     kept = torch.rand(len(rows), generator=gen, device=dev) >= rate[rows]
-    s_closed = _pool_entries(cis, rows[kept], cols[kept], vals[kept], n_cells)
     # the picked pair's value in each cell, as observed and after the closing
     gene = cis.pair_gene[cols]
     own = pick[gene] == cols
@@ -200,15 +204,22 @@ def _sign_consistency(cis, entries, n_cells: int, s, z, gen: torch.Generator) ->
     x_obs[rows[own], gene[own]] = vals[own]
     x_closed = x_obs * 0.0
     x_closed[rows[own & kept], gene[own & kept]] = vals[own & kept]
-    e = cis.emb[pick]  # [G, c]
+    genes = torch.arange(n_g, device=dev)
+    w1 = cis.w1_cis(genes)  # [G, H, c]
+    a_obs = cis.pre_activation(s, z)  # [n, G, H]
+    shut = ~kept  # the closing's window change: minus the closed entries' embeddings
+    gone = _pool_entries(cis, rows[shut], cols[shut], vals[shut], n_cells) - cis.offset
+    a_closed = a_obs - torch.einsum("ntc,thc->nth", gone, w1)
+    step = torch.einsum("tc,thc->th", cis.emb[pick], w1)  # the picked peak's projection
+    w2 = cis.w2
 
-    def effect(sums, x):  # opening minus closing the picked peak, per cell and gene
-        base = sums - x[..., None] * e
-        return cis(base + e, z) - cis(base, z)
+    def effect(a, x):  # opening minus closing the picked peak, per cell and gene
+        base = a - x[..., None] * step
+        return ((cis.act(base + step) - cis.act(base)) * w2).sum(-1)
 
     with torch.no_grad():  # the direction is held fixed within the step: no graph for it
-        direction = torch.sign(effect(s, x_obs).mean(0))
-    against = torch.relu(-direction * effect(s_closed, x_closed)) * has
+        direction = torch.sign(effect(a_obs, x_obs).mean(0))
+    against = torch.relu(-direction * effect(a_closed, x_closed)) * has
     return against.mean(0).sum()
 
 
