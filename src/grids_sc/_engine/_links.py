@@ -7,8 +7,10 @@ A surrogate's predicted effect of closing a peak is deterministic, so a paired t
 only says that the model uses the peak. The uncertainty that matters is the model's: would a
 model fit on other cells give the peak the same effect? The cells are split into ``K = 2``
 folds (stratified by group); on each fold the cis heads are refit (screen and heads, the
-shared ATAC encoder kept: it is fit on accessibility alone, so no expression leaks between the
-folds), and each peak's effect is evaluated on the cells of the *other* fold. For a peak with
+cell state kept), and each peak's effect is evaluated on the cells of the *other* fold. The
+state cannot carry a window peak's effect from one fold to the other: the ``cis`` model's is
+the ATAC encoder, fit on accessibility alone; a ``loco`` model's is trained on expression, but
+a gene's state never reads the chromosome its window lies on. For a peak with
 no role the two effects are independent noise, so the mirror statistic
 
     M = sign(t_1 t_2) min(|t_1|, |t_2|)
@@ -37,6 +39,8 @@ from .._device import resolve_device
 from ..attribution import correlation_z
 from ..model._cis import CisConfig, CisSurrogate
 from ..model._cis_train import CisTrainConfig, fit_cis_heads, shared_latent
+from ..model._loco import LocoSurrogate
+from ..model._loco_train import loco_cell_state
 from ..model._screen import screen_pairs
 from ._plan import Task
 from ._selection import problems, search_task
@@ -124,7 +128,7 @@ def fold_of_cells(n: int, strata: np.ndarray | None, n_folds: int, seed: int) ->
 
 
 def crossfit(
-    module: CisSurrogate,
+    module: CisSurrogate | LocoSurrogate,
     cis_record: dict,
     x: sp.csr_matrix,
     y: np.ndarray,
@@ -138,16 +142,17 @@ def crossfit(
     min_z: float | None = 2.0,
 ) -> CrossFit:
     """Refit the screen and the cis heads of ``module`` on each fold's cells (15% of them for
-    each gene's early stopping); the shared encoder is ``module``'s.
+    each gene's early stopping); the cell state is ``module``'s.
 
-    The screen is given the fold's ATAC latent and ``covariates`` (cell-state summaries of
-    the accessibility, the groups) and keeps only peaks with a partial correlation of at
-    least ``min_z`` standard errors: a peak that merely co-varies with a cell state the
-    latent misses stays out of the heads.
+    The screen keeps only peaks with a partial correlation of at least ``min_z`` standard
+    errors given ``covariates`` (cell-state summaries of the accessibility, the groups) and
+    the model's state: for ``CisSurrogate`` the fold's ATAC latent is added to the
+    covariates, for ``LocoSurrogate`` the screen reads what the LOCO state leaves of each
+    gene (as in its fit). A peak that merely co-varies with a cell state the model misses
+    stays out of the heads.
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    base = module.base
-    peak_chrom = base.atac_encoder.peak_chrom.detach().cpu()
+    loco = isinstance(module, LocoSurrogate)
     cis_cfg = CisConfig.from_dict(module.cis_config.to_dict())
     training = dict(cis_record.get("training", {}))
     train_cfg = CisTrainConfig(**{k: v for k, v in training.items() if k in _TRAIN_FIELDS})
@@ -162,20 +167,48 @@ def crossfit(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + k)
             x_train = x[train]
-            z = shared_latent(base, x_train, dev).cpu().numpy()
-            if covariates is not None:
-                z = np.hstack([z, covariates[train]])
-            pg, pp = screen_pairs(*pairs, x_train, y[train], max_peaks, z, min_z=min_z)
-            fold_module = CisSurrogate(
-                base.config, cis_cfg, peak_chrom, torch.from_numpy(pg), torch.from_numpy(pp)
-            )
-            fold_module.base.load_state_dict(base.state_dict())
+            cov = None if covariates is None else covariates[train]
+            if loco:
+                fold_module = _loco_fold(module, cis_cfg, x_train, y[train], pairs, max_peaks,
+                                         cov, min_z, dev)  # fmt: skip
+            else:
+                fold_module = _cis_fold(module, cis_cfg, x_train, y[train], pairs, max_peaks,
+                                        cov, min_z, dev)  # fmt: skip
             fit_cis_heads(
                 fold_module, x, y, train, val, train_cfg, device=dev, seed=seed + k,
                 progress=progress,
             )  # fmt: skip
         modules.append(fold_module.eval())
     return CrossFit(modules, fold)
+
+
+def _cis_fold(module, cis_cfg, x_train, y_train, pairs, max_peaks, cov, min_z, dev):
+    """A fold's ``CisSurrogate``: the screen given the ATAC latent, the encoder kept."""
+    base = module.base
+    z = shared_latent(base, x_train, dev).cpu().numpy()
+    if cov is not None:
+        z = np.hstack([z, cov])
+    pg, pp = screen_pairs(*pairs, x_train, y_train, max_peaks, z, min_z=min_z)
+    peak_chrom = base.atac_encoder.peak_chrom.detach().cpu()
+    out = CisSurrogate(base.config, cis_cfg, peak_chrom, torch.from_numpy(pg), torch.from_numpy(pp))
+    out.base.load_state_dict(base.state_dict())
+    return out
+
+
+def _loco_fold(module, cis_cfg, x_train, y_train, pairs, max_peaks, cov, min_z, dev):
+    """A fold's ``LocoSurrogate``: the screen on what the LOCO state leaves of each gene,
+    the state kept.
+    """
+    r = loco_cell_state(module, x_train, module.gene_chrom.device)[1].cpu().numpy()
+    pg, pp = screen_pairs(*pairs, x_train, y_train - r, max_peaks, cov, min_z=min_z)
+    peak_chrom = module.atac_encoder.peak_chrom.detach().cpu()
+    out = LocoSurrogate(
+        module.config, cis_cfg, peak_chrom, module.gene_chrom.detach().cpu(),
+        torch.from_numpy(pg), torch.from_numpy(pp),
+    )  # fmt: skip
+    shared = {k: v for k, v in module.state_dict().items() if not k.startswith("cis.")}
+    out.load_state_dict(shared, strict=False)
+    return out
 
 
 _TRAIN_FIELDS = set(CisTrainConfig.__dataclass_fields__)

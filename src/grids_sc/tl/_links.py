@@ -36,7 +36,7 @@ from .._inputs import obs_column, rna_values
 from .._logging import logger as log
 from .._logging import timed
 from .._mudata import check_copy, copy_of
-from ..model import CisSurrogate
+from ..model import CisSurrogate, LocoSurrogate
 from ._surrogate import get_surrogate
 
 METHODS = ("grids", "correlation")
@@ -82,14 +82,15 @@ def link_peaks(
 
     ``method="grids"`` (the default) makes the confidence by **cross-fitting**: the cells are
     split into ``n_folds`` folds (balanced within each group), the screen and cis heads of
-    the surrogate are refit on each fold (its shared ATAC encoder, fit on accessibility
-    alone, is kept), and the effect of closing each peak is evaluated on the group's cells of
+    the surrogate are refit on each fold (its cell state is kept: for ``model="loco"`` a
+    gene's state never reads its own chromosome, for ``model="cis"`` it is fit on
+    accessibility alone), and the effect of closing each peak is evaluated on the group's cells of
     the other fold. A link must replicate: the mirror statistic ``sign(e1 e2) min(|e1|,
     |e2|)`` of a peak with no role is symmetric about 0, so its negative values are the null
     of the positive ones; the p-value of a pair is ``(1 + #{M <= -M_pair}) / n_pairs`` and
     Benjamini–Hochberg over all tested pairs of the call controls the false discovery rate
-    (data-splitting FDR control). Effects and sets need a surrogate fit with
-    ``model="cis"`` (the default).
+    (data-splitting FDR control). Effects and sets need a surrogate with cis heads,
+    ``model="loco"`` (the default) or ``"cis"``.
 
     ``method="correlation"`` is the LinkPeaks-style caller: Pearson correlation of each
     window peak with the gene over the group's cells, z-scored against accessibility-matched
@@ -189,9 +190,10 @@ def link_peaks(
     records.check_key(key_added)
     executor = check_executor(executor, worker_threads)
     fitted = get_surrogate(mdata, key, check_genes=False)
-    if method == "grids" and not isinstance(fitted.module, CisSurrogate):
+    if method == "grids" and not isinstance(fitted.module, (CisSurrogate, LocoSurrogate)):
         raise ValueError(
-            f"link_peaks(method='grids') needs a surrogate fit with model='cis' (the default); "
+            "link_peaks(method='grids') needs a surrogate with cis heads, model='loco' (the "
+            "default) or 'cis'; "
             f"{key!r} is model={fitted.entry.get('model')!r}. Refit with "
             "grids.tl.fit_surrogate(mdata) or use method='correlation'"
         )

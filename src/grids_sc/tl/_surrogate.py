@@ -68,7 +68,7 @@ def fit_surrogate(
     layer: str | None = None,
     rna_layer: str | None = None,
     rna_transform: str = "auto",
-    model: str = "cis",
+    model: str = "loco",
     n_latent: int = 32,
     emb_dim: int = 32,
     chrom_hidden: int = 32,
@@ -124,26 +124,23 @@ def fit_surrogate(
         expression (e.g. after ``sc.pp.scale``) is refused: pass ``rna_layer=`` a layer of
         counts or (log-)normalised values.
     model
-        Surrogate architecture. ``"grids"``: the paper's, every gene read from one shared
-        latent. ``"cis"``: the same shared model describes the cell state, and each gene
-        gets its own small head over the peaks of its window (per-gene peak embeddings
-        summed, then a two-layer network with the cell state), which can learn redundant
-        (OR) and cooperative (AND) peaks; each gene's head stops early on its own. Needs
-        gene coordinates in the RNA ``var`` (``grids.pp.annotate_genes``) in the genome
-        build of the peaks. ``"cis"`` is the default: on simulated data with known effects
-        its predicted knock-out effects follow the true ones, where the paper's
-        architecture shrinks them, and on the PBMC tiles the two are equally accurate. Its
-        cell state is the ATAC autoencoder's latent, fit without the expression; on very
-        sparse genome-wide ATAC (e.g. A549 sci-CAR) that state says little about expression,
-        and ``"grids"``, whose encoder is also trained to predict expression, is the more
-        accurate. ``"loco"``: every gene's cell state is trained on expression from all
+        Surrogate architecture; all but ``"grids"`` need gene coordinates in the RNA
+        ``var`` (``grids.pp.annotate_genes``) in the genome build of the peaks.
+        ``"loco"`` (the default): every gene's cell state is trained on expression from all
         chromosomes but the gene's own (leave one chromosome out, so the state cannot absorb
-        the gene's cis effects), plus a cis head over the gene's screened window peaks; needs
-        gene coordinates like ``"cis"``. A gene keeps its head only when the head lowers
-        its validation loss by at least 1% of the state's alone; otherwise the state alone
+        the gene's cis effects), plus a small head per gene over its screened window peaks
+        (per-gene peak embeddings summed, then a two-layer network with the state), which
+        can learn redundant (OR) and cooperative (AND) peaks and is trained sign-consistent
+        (``cis_consistency``). A gene keeps its head only when the head lowers its
+        validation loss by at least 1% of the state's alone; otherwise the state alone
         predicts it and no peak of its own chromosome changes its prediction (``explain``
-        warns for such genes). The measured figures are in the documentation (method page,
-        "Choosing the architecture").
+        warns for such genes). ``"cis"``: the same heads, with the ATAC autoencoder's
+        latent, fit without the expression, as the cell state (the default up to version 0.2: its
+        state reads the gene's window too, and on very sparse genome-wide ATAC, e.g. A549
+        sci-CAR, it says little about expression). ``"grids"``: the paper's, every gene
+        read from one shared latent (nearly additive in a gene's peaks, its predicted
+        knock-out effects shrunk). The measured figures of all three are in the
+        documentation (method page, "Choosing the architecture").
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
     chrom_norm
