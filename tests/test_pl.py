@@ -223,20 +223,6 @@ def test_interactions_points_and_diagonal(results):
     assert set(np.asarray(rec["per_peak"]["peak"]).astype(str)) <= {t.get_text() for t in a.texts}
 
 
-def test_interactions_separate_or_from_and_peaks(results):
-    """Planted OR peaks lie above the diagonal, AND peaks below (as far as selected)."""
-    rec = results.uns["grids"]["explain"][KEYS[0]]
-    var = results["atac"].var
-    logic = var.loc[np.asarray(rec["per_peak"]["peak"]).astype(str), "cre_logic"].astype(str)
-    alone = -np.asarray(rec["per_peak"]["alone"])
-    lost = np.asarray(rec["per_peak"]["restored"])
-    above = (lost - alone).astype(float)
-    if (logic == "or").sum() >= 2:
-        assert np.median(above[(logic == "or").to_numpy()]) > 0
-    if (logic == "and").sum() >= 2:
-        assert np.median(above[(logic == "and").to_numpy()]) < 0
-
-
 # ---------------------------------------------------------------------------- fidelity
 
 
