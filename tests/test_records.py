@@ -37,14 +37,14 @@ def test_every_record_has_a_header_and_the_call_params(fitted, tmp_path):
     assert explain_params["L"] == 3 and explain_params["window"] == 250_000
     assert explain_params["groupby"] is None  # None stays None through .h5mu
     assert root["explain"][f"grids_{GENE}_all"]["settings"]["groupby"] is None
-    assert root["surrogates"]["surrogate"]["params"]["model"] == "cis"
+    assert root["surrogates"]["surrogate"]["params"]["model"] == "loco"  # the default
     assert root["surrogates"]["surrogate"]["config"]["data"]["layer"] is None
     # typed reading
     sel = records.read_selection(back, f"random_{GENE}_all")
     assert sel.method == "random" and sel.genes == [GENE] and sel.group == "all"
     assert sel.window == 250_000 and len(sel.selected) == 3
     sur = records.read_surrogate(back, "surrogate")
-    assert sur.model == "cis" and sur.layer is None and sur.rna == "rna"
+    assert sur.model == "loco" and sur.layer is None and sur.rna == "rna"
 
 
 def test_user_keys_cannot_clash_with_store_names(sim_small):
