@@ -153,7 +153,6 @@ def crossfit(
     """
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     loco = isinstance(module, LocoSurrogate)
-    cis_cfg = CisConfig.from_dict(module.cis_config.to_dict())
     training = dict(cis_record.get("training", {}))
     train_cfg = CisTrainConfig(**{k: v for k, v in training.items() if k in _TRAIN_FIELDS})
     max_peaks = cis_record.get("max_peaks")
@@ -169,11 +168,10 @@ def crossfit(
             x_train = x[train]
             cov = None if covariates is None else covariates[train]
             if loco:
-                fold_module = _loco_fold(module, cis_cfg, x_train, y[train], pairs, max_peaks,
-                                         cov, min_z, dev)  # fmt: skip
+                fold_module = _loco_fold(module, x_train, y[train], pairs, max_peaks, cov, min_z)
             else:
-                fold_module = _cis_fold(module, cis_cfg, x_train, y[train], pairs, max_peaks,
-                                        cov, min_z, dev)  # fmt: skip
+                fold_module = _cis_fold(module, x_train, y[train], pairs, max_peaks, cov, min_z,
+                                        dev)  # fmt: skip
             fit_cis_heads(
                 fold_module, x, y, train, val, train_cfg, device=dev, seed=seed + k,
                 progress=progress,
@@ -182,7 +180,7 @@ def crossfit(
     return CrossFit(modules, fold)
 
 
-def _cis_fold(module, cis_cfg, x_train, y_train, pairs, max_peaks, cov, min_z, dev):
+def _cis_fold(module, x_train, y_train, pairs, max_peaks, cov, min_z, dev):
     """A fold's ``CisSurrogate``: the screen given the ATAC latent, the encoder kept."""
     base = module.base
     z = shared_latent(base, x_train, dev).cpu().numpy()
@@ -190,25 +188,19 @@ def _cis_fold(module, cis_cfg, x_train, y_train, pairs, max_peaks, cov, min_z, d
         z = np.hstack([z, cov])
     pg, pp = screen_pairs(*pairs, x_train, y_train, max_peaks, z, min_z=min_z)
     peak_chrom = base.atac_encoder.peak_chrom.detach().cpu()
+    cis_cfg = CisConfig.from_dict(module.cis_config.to_dict())
     out = CisSurrogate(base.config, cis_cfg, peak_chrom, torch.from_numpy(pg), torch.from_numpy(pp))
     out.base.load_state_dict(base.state_dict())
     return out
 
 
-def _loco_fold(module, cis_cfg, x_train, y_train, pairs, max_peaks, cov, min_z, dev):
+def _loco_fold(module, x_train, y_train, pairs, max_peaks, cov, min_z):
     """A fold's ``LocoSurrogate``: the screen on what the LOCO state leaves of each gene,
     the state kept.
     """
     r = loco_cell_state(module, x_train, module.gene_chrom.device)[1].cpu().numpy()
     pg, pp = screen_pairs(*pairs, x_train, y_train - r, max_peaks, cov, min_z=min_z)
-    peak_chrom = module.atac_encoder.peak_chrom.detach().cpu()
-    out = LocoSurrogate(
-        module.config, cis_cfg, peak_chrom, module.gene_chrom.detach().cpu(),
-        torch.from_numpy(pg), torch.from_numpy(pp),
-    )  # fmt: skip
-    shared = {k: v for k, v in module.state_dict().items() if not k.startswith("cis.")}
-    out.load_state_dict(shared, strict=False)
-    return out
+    return module.with_heads(torch.from_numpy(pg), torch.from_numpy(pp))
 
 
 _TRAIN_FIELDS = set(CisTrainConfig.__dataclass_fields__)

@@ -151,6 +151,18 @@ class LocoSurrogate(nn.Module):
         full = contrib.sum(-2) + enc.out.bias
         return torch.cat([full.unsqueeze(-2) - contrib, full.unsqueeze(-2)], -2)
 
+    def with_heads(self, pair_gene: torch.Tensor, pair_peak: torch.Tensor) -> LocoSurrogate:
+        """A new model with this one's state (encoder, decoder, their weights) and fresh heads
+        over the window pairs ``(pair_gene, pair_peak)``.
+        """
+        out = LocoSurrogate(
+            self.config, self.cis_config, self.atac_encoder.peak_chrom.detach().cpu(),
+            self.gene_chrom.detach().cpu(), pair_gene, pair_peak,
+        )  # fmt: skip
+        shared = {k: v for k, v in self.state_dict().items() if not k.startswith("cis.")}
+        out.load_state_dict(shared, strict=False)
+        return out
+
     def gene_slots(self, genes: torch.Tensor | None = None) -> torch.Tensor:
         """Each gene's slot in :meth:`chrom_latents` (its chromosome, or ``n_chrom``)."""
         gc = self.gene_chrom if genes is None else self.gene_chrom[genes.to(self.gene_chrom.device)]

@@ -131,16 +131,17 @@ def fit_surrogate(
         the gene's cis effects), plus a small head per gene over its screened window peaks
         (per-gene peak embeddings summed, then a two-layer network with the state), which
         can learn redundant (OR) and cooperative (AND) peaks and is trained sign-consistent
-        (``cis_consistency``). A gene keeps its head only when the head lowers its
-        validation loss by at least 1% of the state's alone; otherwise the state alone
-        predicts it and no peak of its own chromosome changes its prediction (``explain``
-        warns for such genes). ``"cis"``: the same heads, with the ATAC autoencoder's
-        latent, fit without the expression, as the cell state (the default up to version 0.2: its
-        state reads the gene's window too, and on very sparse genome-wide ATAC, e.g. A549
-        sci-CAR, it says little about expression). ``"grids"``: the paper's, every gene
-        read from one shared latent (nearly additive in a gene's peaks, its predicted
-        knock-out effects shrunk). The measured figures of all three are in the
-        documentation (method page, "Choosing the architecture").
+        (``cis_consistency``). A head that does not improve on the state on validation cells
+        that did not pick its epoch (cross-fitted) is scaled down towards the state's
+        prediction; one that never beats the state stays silent, and then no peak of the
+        gene's own chromosome changes its prediction (``explain`` warns for such genes).
+        ``"cis"``: the same heads, with the ATAC autoencoder's latent, fit without the
+        expression, as the cell state (the default up to version 0.2: its state reads the
+        gene's window too, and on very sparse genome-wide ATAC, e.g. A549 sci-CAR, it says
+        little about expression). ``"grids"``: the paper's, every gene read from one shared
+        latent (nearly additive in a gene's peaks, its predicted knock-out effects shrunk).
+        The measured figures of all three are in the documentation (method page, "Choosing
+        the architecture").
     n_latent, emb_dim, chrom_hidden, hidden, dropout
         Architecture (see :class:`grids_sc.model.SurrogateConfig`).
     chrom_norm
@@ -465,9 +466,7 @@ def _fit_loco(arch, cis, train, *, data, windows, gene_chrom, device, seed, prog
             pairs = screen_pairs(*windows, x_train, y[train_idx] - r, cis.max_peaks)
             del x_train, r
         pg, pp = parallel.broadcast(pairs) if parallel is not None else pairs
-        module = LocoSurrogate(arch, cis_cfg, pc, gc, torch.from_numpy(pg), torch.from_numpy(pp))
-        shared = {k: v for k, v in state.state_dict().items() if not k.startswith("cis.")}
-        module.load_state_dict(shared, strict=False)
+        module = state.with_heads(torch.from_numpy(pg), torch.from_numpy(pp))
         cis_train = CisTrainConfig(
             batch_size=train.batch_size,
             max_epochs=cis.max_epochs,
