@@ -10,6 +10,7 @@ together (:func:`~grids_sc.search._batched.run_searches`) and returns each task'
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,9 +34,14 @@ BATCH_MIN_TASKS = 8  # explain(batched=None) runs batches from this many tasks o
 
 @dataclass
 class TaskBatch:
-    """Tasks of one group run together (what a worker receives instead of one task)."""
+    """Tasks of one group run together (what a worker receives instead of one task).
+
+    ``run`` names the call the batch belongs to: a process that runs several batches of one
+    group in one call builds the group's evaluators once (:func:`group_evaluators`).
+    """
 
     tasks: list[Task]
+    run: str = ""
 
     @property
     def group(self) -> str:
@@ -62,34 +68,62 @@ def make_batches(tasks: list[Task], batch_size: int) -> list[TaskBatch]:
     by_group: dict[str, list[Task]] = {}
     for task in tasks:
         by_group.setdefault(task.group, []).append(task)
+    run = uuid.uuid4().hex
     return [
-        TaskBatch(group_tasks[i : i + batch_size])
+        TaskBatch(group_tasks[i : i + batch_size], run)
         for group_tasks in by_group.values()
         for i in range(0, len(group_tasks), batch_size)
     ]
 
 
-def batch_problems(module, rows, tasks: list[Task], settings: SelectionSettings, dev):
-    """The split of the batch's group (the same for all its tasks) and each task's problems
-    ``{split: EmbeddingSumProblem}``, sharing one evaluator of each split's cells.
+# the evaluators of the group whose batch was built last in this process (one entry)
+_GROUP_EVALUATORS: dict[tuple, dict] = {}
+
+
+def group_evaluators(module, rows, batch: TaskBatch, local: dict, settings, dev) -> tuple:
+    """The surrogate's evaluator of each split's cells of the batch's group, and whether
+    they were built now: the batches of one group in one call (``batch.run``) that run in
+    this process share them (one encoder pass per group, however many batches). Only the
+    last group's are kept.
     """
+    key = (batch.run, batch.group, settings.perturb_value, str(dev))
+    if batch.run and key in _GROUP_EVALUATORS:
+        return _GROUP_EVALUATORS[key], False
+    first = batch.tasks[0]
+    p = settings.perturb_value
+    base = {
+        s: module.incremental(rows[i], first.gene_index, p, dev) for s, i in local.items() if len(i)
+    }
+    _GROUP_EVALUATORS.clear()
+    if batch.run:
+        _GROUP_EVALUATORS[key] = base
+    return base, True
+
+
+def batch_problems(module, rows, batch: TaskBatch, settings: SelectionSettings, dev):
+    """The split of the batch's group (the same for all its tasks) and each task's problems
+    ``{split: EmbeddingSumProblem}``, sharing one evaluator of each split's cells (that of
+    :func:`group_evaluators`).
+    """
+    tasks = batch.tasks
     first = tasks[0]
     split = split_cells(len(first.cells), None, settings.split_seed)
     local = {s: np.flatnonzero(split == i) for i, s in enumerate(("train", "validation", "test"))}
     cells = {s: first.cells[i] for s, i in local.items()}
     p, sign = settings.perturb_value, settings.sign
     dev = resolve_device(dev)
-    base = {
-        s: module.incremental(rows[i], first.gene_index, p, dev) for s, i in local.items() if len(i)
-    }
+    base, fresh = group_evaluators(module, rows, batch, local, settings, dev)
     out = []
     for t, task in enumerate(tasks):
         probs = {}
         for s, i in local.items():
             if not len(i):
                 continue
-            # None (a surrogate that shares nothing): the problem builds its own evaluator
-            model = base[s] if t == 0 else base[s].for_genes(task.gene_index)
+            model = base[s].for_genes(task.gene_index)
+            if model is None:  # a surrogate that shares nothing: nothing to keep either
+                _GROUP_EVALUATORS.clear()
+                # the first task takes the evaluator built for it; the others build their own
+                model = base[s] if t == 0 and fresh else None
             probs[s] = EmbeddingSumProblem(
                 module, rows[i], task.gene_index, p, sign, dev, model=model
             )
@@ -104,7 +138,7 @@ def explain_batch(module, rows, batch: TaskBatch, settings: SelectionSettings, d
     (records, or :class:`~grids_sc._engine._selection.Skipped`), computed together.
     """
     logger.info("explain: a batch of %d task(s) in group %r", len(batch.tasks), batch.group)
-    cells, probs = batch_problems(module, rows, batch.tasks, settings, dev)
+    cells, probs = batch_problems(module, rows, batch, settings, dev)
     results: list = [None] * len(batch.tasks)
     live = []
     for t, task in enumerate(batch.tasks):
@@ -145,18 +179,28 @@ def run_batches(plan, fn, settings, args, executor, worker_threads, desc, progre
     (here or on ``executor``, one batch per worker call); the results in plan order.
     """
     batches = make_batches(plan.tasks, batch_size)
-    out = run_tasks(
-        fn,
-        plan.fitted.module,
-        plan.record,
-        lambda batch: plan.x_all[batch.cells],
-        batches,
-        settings,
-        args,
-        executor=executor,
-        worker_threads=worker_threads,
-        desc=f"{desc} batches",
-        progress=progress,
-    )
+    last: dict = {}
+
+    def rows_of(batch: TaskBatch):  # a group's rows, sliced once for its batches in a row
+        if last.get("group") != batch.group:
+            last.update(group=batch.group, rows=plan.x_all[batch.cells])
+        return last["rows"]
+
+    try:
+        out = run_tasks(
+            fn,
+            plan.fitted.module,
+            plan.record,
+            rows_of,
+            batches,
+            settings,
+            args,
+            executor=executor,
+            worker_threads=worker_threads,
+            desc=f"{desc} batches",
+            progress=progress,
+        )
+    finally:
+        _GROUP_EVALUATORS.clear()  # what this process kept of the call's last group
     found = {id(task): result for b, res in zip(batches, out) for task, result in zip(b.tasks, res)}
     return [found[id(task)] for task in plan.tasks]

@@ -17,6 +17,8 @@ from ._batch import csr_tensor
 from ._incremental import Objective
 from ._incremental_sum import EmbeddingSumIncremental, EmbeddingSumState
 
+PAIR_CHUNK = 65_536  # (cell, pair) entries whose heads run together in pair effects
+
 
 class CisIncremental(EmbeddingSumIncremental):
     """:class:`~grids_sc.model.IncrementalSurrogate` of a
@@ -190,7 +192,11 @@ class CisIncremental(EmbeddingSumIncremental):
         window peaks' changes together (diagonal: alone), cell state held fixed.
 
         The heads are evaluated from their hidden pre-activations: a window peak's change
-        moves them by ``u W1_cis C`` and leaves the rest of the head's output unchanged.
+        moves them by ``u W1_cis C`` and leaves the rest of the head's output unchanged. A
+        cell's prediction moves only where a peak of the pair changes it, so the heads run
+        on those cells alone (a pair changed in one cell by one peak only: that peak's
+        effect alone there; nowhere: the observed prediction); the predictions of every cell
+        are then reduced by the objective as if all had been evaluated, with the same result.
         """
         a0, rest = self._heads_at(state)
         u = self.columns(features).T * signs  # [n, F] signed changes
@@ -198,17 +204,33 @@ class CisIncremental(EmbeddingSumIncremental):
         cis = self.module.cis
         w2 = cis.w2[self.genes]  # [T, H]
 
-        def head_objective(pre: torch.Tensor) -> torch.Tensor:  # pre: [n, ..., T, H]
-            y = (cis.act(pre) * w2).sum(-1)
-            y = y + rest.reshape(rest.shape[0], *([1] * (y.ndim - 2)), rest.shape[1])
-            return objective(y.clamp(min=0), 0)
+        def heads(pre: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:  # [m, T, H] -> [m, T]
+            return ((cis.act(pre) * w2).sum(-1) + rest[cells]).clamp(min=0)
 
-        f0 = head_objective(a0)
-        single = a0[:, None] + u[:, :, None, None] * proj[None]  # [n, F, T, H]
-        e = torch.empty(len(features), len(features), device=self.device)
-        step = max(1, int(2**24 // max(1, u.shape[0] * len(features) * a0[0].numel())))
-        for i in range(0, len(features), step):
-            both = single[:, i : i + step, None] + (u[:, None, :, None, None] * proj[None, None])
-            e[i : i + step] = head_objective(both) - f0
-        e.diagonal().copy_(head_objective(single) - f0)
+        n, n_feat = u.shape
+        every = torch.arange(n, device=self.device)
+        y0 = heads(a0, every)  # [n, T]
+        f0 = objective(y0, 0)
+        moved = u != 0  # [n, F]: the cells each feature changes
+        alone = y0[:, None].expand(-1, n_feat, -1).clone()  # [n, F, T]
+        c, a = torch.nonzero(moved, as_tuple=True)
+        alone[c, a] = heads(a0[c] + u[c, a, None, None] * proj[a], c)
+        e = torch.empty(n_feat, n_feat, device=self.device)
+        step = max(1, int(2**24 // max(1, n * n_feat * y0.shape[1])))
+        for i in range(0, n_feat, step):
+            rows = slice(i, i + step)
+            # each pair's predictions: the observed, or one feature's alone where only it
+            # changes the cell, or both evaluated where both do
+            y = y0[:, None, None].expand(-1, len(range(n_feat)[rows]), n_feat, -1).clone()
+            m_a, m_b = moved[:, rows, None], moved[:, None, :]
+            y = torch.where((m_a & ~m_b)[..., None], alone[:, rows, None], y)
+            y = torch.where((~m_a & m_b)[..., None], alone[:, None, :], y)
+            c, a, b = torch.nonzero(m_a & m_b, as_tuple=True)
+            a = a + i
+            for j in range(0, len(c), PAIR_CHUNK):
+                cj, aj, bj = c[j : j + PAIR_CHUNK], a[j : j + PAIR_CHUNK], b[j : j + PAIR_CHUNK]
+                pre = a0[cj] + u[cj, aj, None, None] * proj[aj] + u[cj, bj, None, None] * proj[bj]
+                y[cj, aj - i, bj] = heads(pre, cj)
+            e[rows] = objective(y, 0) - f0
+        e.diagonal().copy_(objective(alone, 0) - f0)
         return e

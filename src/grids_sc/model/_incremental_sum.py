@@ -87,6 +87,8 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             self.h0 = enc.pool(batch).detach()  # [n, K, e]
             self.hid0 = enc.chrom_layer(self.h0)
             self.s0 = self._window_sums(batch)
+        self._z0_value: torch.Tensor | None = None  # the latent at the observed accessibility
+        self._initial: EmbeddingSumState | None = None
         self._grad_state: EmbeddingSumState | None = None
         self._grad_objective: Objective | None = None
         self._grad: tuple | None = None
@@ -125,6 +127,16 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         d[peaks] = (self.delta[peaks] * (self.p * total[self.peak_chrom[peaks]] - m)).sum(-1)
         return d
 
+    def _zero_scores(self) -> torch.Tensor:
+        """:meth:`_shared_scores` when the objective's gradient through the pooled sums is
+        zero: 0 for the peaks scored, NaN for the others.
+        """
+        if self.scored is None:
+            return torch.zeros(self.n_features, device=self.device)
+        d = torch.full((self.n_features,), float("nan"), device=self.device)
+        d[self.scored] = 0.0
+        return d
+
     def for_genes(self, genes) -> EmbeddingSumIncremental:
         """The evaluator of the same cells for other target genes, sharing the cells' encoder
         pass (pooled sums and hidden units); only the genes' own parts (cis heads: their
@@ -134,6 +146,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         other.genes = torch.as_tensor(np.asarray(genes), dtype=torch.long, device=self.device)
         with torch.no_grad():
             other.s0 = other._window_sums(self._batch)
+        other._initial = None  # the window sums are the new genes'
         other._grad_state, other._grad_objective, other._grad = None, None, None
         other._y_state, other._y = None, None
         return other
@@ -164,12 +177,25 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         return cols.reshape(*peaks.shape, self.n_cells)
 
     def initial(self) -> EmbeddingSumState:
-        """The state at the observed accessibility."""
-        return EmbeddingSumState(self.h0, self.hid0, self.enc.latent(self.hid0), self.s0)
+        """The state at the observed accessibility (one object, kept: the search and the
+        record ask for it many times).
+        """
+        if self._initial is None:
+            self._initial = EmbeddingSumState(self.h0, self.hid0, self._z0(), self.s0)
+        return self._initial
+
+    def _z0(self) -> torch.Tensor:
+        """The latent at the observed accessibility (computed when first asked)."""
+        if self._z0_value is None:
+            with torch.no_grad():
+                self._z0_value = self.enc.latent(self.hid0)
+        return self._z0_value
 
     def perturbed(self, peaks: torch.Tensor) -> EmbeddingSumState:
-        """The state with ``peaks`` set to ``p``."""
+        """The state with ``peaks`` set to ``p`` (no peaks: :meth:`initial`)."""
         sel = peaks
+        if not len(sel):
+            return self.initial()
         h, s = self.h0.clone(), None if self.s0 is None else self.s0.clone()
         if len(sel) > DENSE_STATE_LIMIT:
             # large selections (masks of attribution methods): the change of the pooled sums
@@ -311,7 +337,8 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
 
     def _score_grads(self, objective: Objective, state: EmbeddingSumState) -> tuple:
         """:meth:`_objective_grads` in ``state``, for the first-order scores of the peaks
-        scored (:meth:`score_only`).
+        scored (:meth:`score_only`); a subclass may return ``None`` for the gradient through
+        the pooled sums where it is zero for every scored peak.
         """
         return self._objective_grads(objective, state.h, state.s)
 
@@ -326,11 +353,12 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         ):
             return self._grad
         grad, grad_s = self._score_grads(objective, state)
-        flat = grad.reshape(-1, grad.shape[-1])
-        m = self.by_peak @ flat if self.scored is None else self._scored_rows @ flat
-        d = self._shared_scores(m, grad.sum(0))
-        d_cis = self._window_first_order(grad_s, d)
-        self._grad_state, self._grad_objective, self._grad = state, objective, (d, d_cis)
+        d = None  # no gradient through the pooled sums
+        if grad is not None:
+            flat = grad.reshape(-1, grad.shape[-1])
+            m = self.by_peak @ flat if self.scored is None else self._scored_rows @ flat
+            d = self._shared_scores(m, grad.sum(0))
+        self._scores_from(state, objective, d, grad_s)
         return self._grad
 
     @classmethod
@@ -354,6 +382,13 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
                 shared.setdefault(id(model.by_peak), []).append(i)
         for idx in shared.values():
             grads = [items[i][0]._score_grads(items[i][2], items[i][1]) for i in idx]
+            for i, (grad, grad_s) in zip(idx, grads):  # no gradient through the pooled sums
+                if grad is None:
+                    out[i] = items[i][0]._scores_from(items[i][1], items[i][2], None, grad_s)
+            keep = [j for j, (grad, _) in enumerate(grads) if grad is not None]
+            idx, grads = [idx[j] for j in keep], [grads[j] for j in keep]
+            if not idx:
+                continue
             emb = grads[0][0].shape[-1]
             stacked = torch.cat([g.reshape(-1, emb) for g, _ in grads], 1)
             first = items[idx[0]][0]
@@ -371,12 +406,19 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
                 if model.scored is not None:  # the rows of its own scored peaks
                     at = model.scored if union is None else torch.searchsorted(union, model.scored)
                     m = m[at]
-                d = model._shared_scores(m, grad.sum(0))
-                d_cis = model._window_first_order(grad_s, d)
-                model._grad_state, model._grad_objective = state, objective
-                model._grad = (d, d_cis)
-                out[i] = d if d_cis is None else d + d_cis
+                out[i] = model._scores_from(
+                    state, objective, model._shared_scores(m, grad.sum(0)), grad_s
+                )
         return out
+
+    def _scores_from(self, state, objective, d: torch.Tensor | None, grad_s) -> torch.Tensor:
+        """The first-order scores from their part through the shared latent ``d`` (``None``:
+        zero) and the window sums' gradient, kept as :meth:`first_order_parts` keeps them.
+        """
+        d = self._zero_scores() if d is None else d
+        d_cis = self._window_first_order(grad_s, d)
+        self._grad_state, self._grad_objective, self._grad = state, objective, (d, d_cis)
+        return d if d_cis is None else d + d_cis
 
     def _window_first_order(self, grad_s, d: torch.Tensor) -> torch.Tensor | None:
         """``d_j`` through the window sums (``None`` without cis heads)."""

@@ -80,6 +80,8 @@ class LocoIncremental(CisIncremental):
         # the chromosome of every target gene (None: genes of several or of none)
         self.own_chrom = int(chroms[0]) if len(chroms) == 1 and bool((gc >= 0).all()) else None
         self._z0_value = None  # the observed latent with these blocks, when first asked
+        self._initial = None
+        self._head_state0 = None  # the heads' state at the observed latent, when first asked
 
     def for_genes(self, genes) -> LocoIncremental:
         """As :meth:`EmbeddingSumIncremental.for_genes`; the latent blocks follow the new
@@ -92,12 +94,19 @@ class LocoIncremental(CisIncremental):
     def _head_state(self, z: torch.Tensor):
         """The heads' state ``(zc, slots, r)`` of the target genes from the blocked latent:
         slot ``i`` is the latent without target chromosome ``i``, the last the full latent.
+        That of the observed latent is kept (every state of a search of the genes' own
+        window has it, :meth:`perturbed`).
         """
+        if z is self._z0_value and self._head_state0 is not None:
+            return self._head_state0
         n_l = self.n_latent
         full = z[..., :n_l]
         blocks = z[..., n_l:].unflatten(-1, (-1, n_l))
         zc = torch.cat([full.unsqueeze(-2) - blocks, full.unsqueeze(-2)], -2)
-        return zc, self.gene_block, self.module.state_from_slots(zc, self.gene_block, self.genes)
+        out = zc, self.gene_block, self.module.state_from_slots(zc, self.gene_block, self.genes)
+        if z is self._z0_value and not torch.is_grad_enabled():
+            self._head_state0 = out
+        return out
 
     def _readout(self, z: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
         return self.module.expression_from_state(self._head_state(z), s, self.genes)
@@ -125,19 +134,13 @@ class LocoIncremental(CisIncremental):
             s += self._window_change(win, self.columns(win))
         return EmbeddingSumState(self.h0, self.hid0, self._z0(), s)
 
-    def _z0(self) -> torch.Tensor:
-        """The latent (with the target chromosomes' blocks) at the observed accessibility."""
-        if self._z0_value is None:
-            with torch.no_grad():
-                self._z0_value = self.enc.latent(self.hid0)
-        return self._z0_value
-
     def _score_grads(self, objective, state: EmbeddingSumState) -> tuple:
         """As :meth:`EmbeddingSumIncremental._score_grads`. When every scored peak lies on the
         target genes' own chromosome (a search of a gene's window), the objective's gradient
         through the pooled sums is zero on that chromosome, so only the window sums' gradient
         is taken, through the heads with the state held (no pass back through the state's
-        decoder and the encoder).
+        decoder and the encoder), and the gradient through the pooled sums is returned as
+        ``None`` (zero: the scores through the shared latent are 0 without a product).
         """
         if self.scored is None or not self.heads_only(self.scored):
             return super()._score_grads(objective, state)
@@ -145,7 +148,7 @@ class LocoIncremental(CisIncremental):
         with torch.enable_grad():
             y = self.module.expression_from_state(self._head_state(state.z), s, self.genes)
             (grad_s,) = torch.autograd.grad(objective(y), [s])
-        return torch.zeros_like(state.h), grad_s.detach()
+        return None, grad_s.detach()
 
     @torch.no_grad()
     def move_expression(self, state, restore, perturb) -> torch.Tensor:
