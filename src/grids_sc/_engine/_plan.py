@@ -14,7 +14,7 @@ import torch
 from pandas.api.types import is_list_like
 
 from .._device import resolve_device
-from .._genome import gene_coordinates, peak_coordinates, window_mask
+from .._genome import PeakIndex, gene_coordinates, peak_coordinates
 from .._inputs import atac_rows, obs_column
 from .._records import check_key, scalar
 from ._executor import run_tasks
@@ -212,12 +212,13 @@ def make_plan(mdata, fitted, gene, L, groupby, groups, window, key_added, prefix
     x_all = atac_rows(mdata.mod[atac], fitted.layer, atac)  # backed: rows read per task
     n_peaks = x_all.shape[1]
     masks = {}
+    peaks = None if window is None else PeakIndex(peak_coordinates(mdata.mod[atac], atac))
     for name, genes in specs:
         if window is None:
             masks[name] = np.ones(n_peaks, dtype=bool)
         else:
             coords = gene_coordinates(mdata.mod[rna], genes, rna)
-            masks[name] = window_mask(peak_coordinates(mdata.mod[atac], atac), coords, int(window))
+            masks[name] = peaks.window_mask(coords, int(window))
         n_cand = int(masks[name].sum())
         if L > n_cand:
             raise ValueError(

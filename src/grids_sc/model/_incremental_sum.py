@@ -30,6 +30,7 @@ DENSE_STATE_LIMIT = 512  # selections up to this size update the pooled sums col
 # a move changing more than this share of the cells is evaluated on all of them
 SPARSE_MOVE_SHARE = 0.5
 SPARSE_MOVE_GROUP = 8  # moves evaluated together on their changed cells
+COLUMN_CACHE_ENTRIES = 2**24  # a search keeps its candidates' dense columns up to this size
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         self.by_peak = batch.by_peak
         self._batch = batch
         self.scored: torch.Tensor | None = None  # peaks first_order scores (None: all)
+        self._col_cache: torch.Tensor | None = None  # dense columns of the scored peaks
+        self._col_slot: torch.Tensor | None = None
         self._scored_rows: torch.Tensor | None = None
         self.peak_chrom = enc.peak_chrom.to(self.device)
         with torch.no_grad():
@@ -104,10 +107,25 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         self._grad_state, self._grad_objective, self._grad = None, None, None
         if peaks is None:
             self.scored, self._scored_rows = None, None
+            self._col_cache, self._col_slot = None, None
             return
         idx = np.unique(np.asarray(torch.as_tensor(peaks).cpu(), dtype=np.int64))
         self.scored = torch.from_numpy(idx).to(self.device)
         self._scored_rows = self._peak_rows(idx)
+        self._keep_columns(idx)
+
+    def _keep_columns(self, peaks: np.ndarray) -> None:
+        """Keep the dense :meth:`columns` of ``peaks`` (the peaks a search reads: its
+        candidates) when they take at most :data:`COLUMN_CACHE_ENTRIES` values.
+        """
+        self._col_cache, self._col_slot = None, None
+        if len(peaks) * self.n_cells > COLUMN_CACHE_ENTRIES:
+            return
+        dense = np.asarray(self.x[:, peaks].todense(), dtype=np.float32).T
+        self._col_cache = torch.from_numpy(self.p - dense).to(self.device)  # [len(peaks), n]
+        slot = torch.full((self.n_features,), -1, dtype=torch.long)
+        slot[torch.from_numpy(peaks)] = torch.arange(len(peaks))
+        self._col_slot = slot.to(self.device)
 
     def _peak_rows(self, peaks: np.ndarray) -> torch.Tensor:
         """The rows ``peaks`` of the cells' ``by_peak`` (``[len(peaks), n_cells * K]``)."""
@@ -171,6 +189,10 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
     # -- states -------------------------------------------------------------------------------
     def columns(self, peaks: torch.Tensor) -> torch.Tensor:
         """``[..., n_cells]`` state changes ``p - x`` of peaks (any shape)."""
+        if self._col_cache is not None and peaks.numel():
+            slot = self._col_slot[peaks.reshape(-1).to(self.device)]
+            if bool((slot >= 0).all()):
+                return self._col_cache[slot].reshape(*peaks.shape, self.n_cells)
         flat = peaks.reshape(-1).cpu().numpy()
         dense = np.asarray(self.x[:, flat].todense(), dtype=np.float32).T
         cols = torch.from_numpy(self.p - dense).to(self.device)
