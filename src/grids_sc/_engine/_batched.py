@@ -80,20 +80,18 @@ def make_batches(tasks: list[Task], batch_size: int) -> list[TaskBatch]:
 _GROUP_EVALUATORS: dict[tuple, dict] = {}
 
 
-def group_evaluators(module, rows, batch: TaskBatch, local: dict, settings, dev) -> tuple:
-    """The surrogate's evaluator of each split's cells of the batch's group, and whether
-    they were built now: the batches of one group in one call (``batch.run``) that run in
-    this process share them (one encoder pass per group, however many batches). Only the
-    last group's are kept.
+def group_evaluators(module, split_rows: dict, batch: TaskBatch, settings, dev) -> tuple:
+    """The surrogate's evaluator of each split's cells (``split_rows``: their CSR rows by
+    split) of the batch's group, and whether they were built now: the batches of one group
+    in one call (``batch.run``) that run in this process share them (one encoder pass per
+    group, however many batches). Only the last group's are kept.
     """
     key = (batch.run, batch.group, settings.perturb_value, str(dev))
     if batch.run and key in _GROUP_EVALUATORS:
         return _GROUP_EVALUATORS[key], False
     first = batch.tasks[0]
     p = settings.perturb_value
-    base = {
-        s: module.incremental(rows[i], first.gene_index, p, dev) for s, i in local.items() if len(i)
-    }
+    base = {s: module.incremental(x, first.gene_index, p, dev) for s, x in split_rows.items()}
     _GROUP_EVALUATORS.clear()
     if batch.run:
         _GROUP_EVALUATORS[key] = base
@@ -112,7 +110,8 @@ def batch_problems(module, rows, batch: TaskBatch, settings: SelectionSettings, 
     cells = {s: first.cells[i] for s, i in local.items()}
     p, sign = settings.perturb_value, settings.sign
     dev = resolve_device(dev)
-    base, fresh = group_evaluators(module, rows, batch, local, settings, dev)
+    split_rows = {s: rows[i] for s, i in local.items() if len(i)}
+    base, fresh = group_evaluators(module, split_rows, batch, settings, dev)
     out = []
     for t, task in enumerate(tasks):
         probs = {}
@@ -125,7 +124,7 @@ def batch_problems(module, rows, batch: TaskBatch, settings: SelectionSettings, 
                 # the first task takes the evaluator built for it; the others build their own
                 model = base[s] if t == 0 and fresh else None
             probs[s] = EmbeddingSumProblem(
-                module, rows[i], task.gene_index, p, sign, dev, model=model
+                module, split_rows[s], task.gene_index, p, sign, dev, model=model
             )
         if "train" in probs:  # as problems(): the candidates' first-order scores only
             probs["train"].score_only(task.candidates)
