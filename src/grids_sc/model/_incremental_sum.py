@@ -92,6 +92,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             self.s0 = self._window_sums(batch)
         self._z0_value: torch.Tensor | None = None  # the latent at the observed accessibility
         self._initial: EmbeddingSumState | None = None
+        self._y0: torch.Tensor | None = None  # the expression of the observed state
         self._grad_state: EmbeddingSumState | None = None
         self._grad_objective: Objective | None = None
         self._grad: tuple | None = None
@@ -164,7 +165,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         other.genes = torch.as_tensor(np.asarray(genes), dtype=torch.long, device=self.device)
         with torch.no_grad():
             other.s0 = other._window_sums(self._batch)
-        other._initial = None  # the window sums are the new genes'
+        other._initial, other._y0 = None, None  # the window sums are the new genes'
         other._grad_state, other._grad_objective, other._grad = None, None, None
         other._y_state, other._y = None, None
         return other
@@ -258,8 +259,17 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         return change.view(self.n_cells, n_chrom, emb) + const
 
     def expression(self, state: EmbeddingSumState) -> torch.Tensor:
-        """Predicted expression ``[n, n_genes]`` in ``state``."""
-        return self._readout(state.z, state.s)
+        """Predicted expression ``[n, n_genes]`` in ``state`` (outside autograd, that of the
+        observed state and of the last other state are kept: a search and its record ask for
+        them many times).
+        """
+        if torch.is_grad_enabled():
+            return self._readout(state.z, state.s)
+        if state is self._initial:
+            if self._y0 is None:
+                self._y0 = self._readout(state.z, state.s)
+            return self._y0
+        return self._expression_of(state)
 
     def move_expression(self, state, restore, perturb) -> torch.Tensor:
         """Predicted expression after each move, recomputing only the touched chromosomes of
@@ -309,8 +319,10 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         """:meth:`expression` of ``state``, kept for the last state (moves from one state
         come in several calls).
         """
+        if state is self._initial and self._y0 is not None:
+            return self._y0
         if self._y_state is not state:
-            self._y_state, self._y = state, self.expression(state)
+            self._y_state, self._y = state, self._readout(state.z, state.s)
         return self._y
 
     def _move(self, ht, hidt, z, s, peaks, chroms, change) -> torch.Tensor:

@@ -80,7 +80,7 @@ class LocoIncremental(CisIncremental):
         # the chromosome of every target gene (None: genes of several or of none)
         self.own_chrom = int(chroms[0]) if len(chroms) == 1 and bool((gc >= 0).all()) else None
         self._z0_value = None  # the observed latent with these blocks, when first asked
-        self._initial = None
+        self._initial, self._y0 = None, None
         self._head_state0 = None  # the heads' state at the observed latent, when first asked
 
     def for_genes(self, genes) -> LocoIncremental:

@@ -294,4 +294,4 @@ class EmbeddingSumProblem(SubsetProblem):
         """Predicted expression ``[n, n_genes]`` before and after perturbing ``selection``."""
         before = self.model.expression(self.state0)
         after = self.model.expression(self._state(selection))
-        return before.cpu().numpy(), after.cpu().numpy()
+        return before.cpu().numpy().copy(), after.cpu().numpy().copy()
