@@ -207,6 +207,9 @@ class CisIncremental(EmbeddingSumIncremental):
         def heads(pre: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:  # [m, T, H] -> [m, T]
             return ((cis.act(pre) * w2).sum(-1) + rest[cells]).clamp(min=0)
 
+        weights = getattr(objective, "gene_weights", None)
+        if weights is not None:
+            return self._linear_pair_effects(a0, u, proj, heads, weights)
         n, n_feat = u.shape
         every = torch.arange(n, device=self.device)
         y0 = heads(a0, every)  # [n, T]
@@ -233,4 +236,37 @@ class CisIncremental(EmbeddingSumIncremental):
                 y[cj, aj - i, bj] = heads(pre, cj)
             e[rows] = objective(y, 0) - f0
         e.diagonal().copy_(objective(alone, 0) - f0)
+        return e
+
+    def _linear_pair_effects(self, a0, u, proj, heads, weights) -> torch.Tensor:
+        """:meth:`_head_pair_effects` of an objective that is a weighted mean over the cells
+        (``gene_weights``): each feature's effect alone is summed over the cells it changes,
+        and a pair's effect is the two alone plus, over the cells both change, what their
+        joint change adds; nothing runs over the cells a pair leaves as they are.
+        """
+        n, n_feat = u.shape
+        every = torch.arange(n, device=self.device)
+        y0 = heads(a0, every)  # [n, T]
+        weights = weights.to(y0.dtype)
+        moved = u != 0  # [n, F]
+        c, a = torch.nonzero(moved, as_tuple=True)
+        alone = torch.zeros(n, n_feat, device=self.device, dtype=y0.dtype)  # [n, F]
+        alone[c, a] = ((heads(a0[c] + u[c, a, None, None] * proj[a], c) - y0[c]) * weights).sum(-1)
+        single = alone.sum(0) / n
+        extra = torch.zeros(n_feat, n_feat, device=self.device, dtype=y0.dtype)
+        step = max(1, int(2**24 // max(1, n * n_feat)))
+        upper = torch.triu(torch.ones(n_feat, n_feat, dtype=torch.bool, device=self.device), 1)
+        for i in range(0, n_feat, step):
+            rows = slice(i, i + step)
+            both = moved[:, rows, None] & moved[:, None, :] & upper[None, rows]
+            c, a, b = torch.nonzero(both, as_tuple=True)
+            a = a + i
+            for j in range(0, len(c), PAIR_CHUNK):
+                cj, aj, bj = c[j : j + PAIR_CHUNK], a[j : j + PAIR_CHUNK], b[j : j + PAIR_CHUNK]
+                pre = a0[cj] + u[cj, aj, None, None] * proj[aj] + u[cj, bj, None, None] * proj[bj]
+                joint = ((heads(pre, cj) - y0[cj]) * weights).sum(-1)
+                extra.index_put_((aj, bj), joint - alone[cj, aj] - alone[cj, bj], accumulate=True)
+        extra = (extra + extra.T) / n
+        e = single[:, None] + single[None, :] + extra
+        e.diagonal().copy_(single)
         return e

@@ -37,6 +37,11 @@ class Objective(Protocol):
     ``objective(y, cell_dim)`` reduces predictions ``y`` of the target genes (genes on the
     last dimension, cells on ``cell_dim``) over the cells and the genes, keeping any other
     leading dimensions (one value per move of a batch of moves). It is differentiable.
+
+    An objective that is a weighted mean of the predictions over the cells may say so with an
+    attribute ``gene_weights`` (``w`` ``[n_genes]``: ``objective(y) = sum_g w_g mean_c
+    y_cg``); a surrogate may then sum a change of the objective over the cells the change
+    touches alone (e.g. :class:`~grids_sc.model.CisIncremental`'s pair effects).
     """
 
     def __call__(self, y: torch.Tensor, cell_dim: int = -2) -> torch.Tensor: ...

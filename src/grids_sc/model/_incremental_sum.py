@@ -112,7 +112,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             return
         idx = np.unique(np.asarray(torch.as_tensor(peaks).cpu(), dtype=np.int64))
         self.scored = torch.from_numpy(idx).to(self.device)
-        self._scored_rows = self._peak_rows(idx)
+        self._scored_rows = None  # built when a product needs them (:meth:`_scored_peak_rows`)
         self._keep_columns(idx)
 
     def _keep_columns(self, peaks: np.ndarray) -> None:
@@ -127,6 +127,14 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         slot = torch.full((self.n_features,), -1, dtype=torch.long)
         slot[torch.from_numpy(peaks)] = torch.arange(len(peaks))
         self._col_slot = slot.to(self.device)
+
+    def _scored_peak_rows(self) -> torch.Tensor:
+        """The rows of the scored peaks in the cells' ``by_peak`` (built when first asked: a
+        search whose scores need no product through the pooled sums never builds them).
+        """
+        if self._scored_rows is None:
+            self._scored_rows = self._peak_rows(self.scored.cpu().numpy())
+        return self._scored_rows
 
     def _peak_rows(self, peaks: np.ndarray) -> torch.Tensor:
         """The rows ``peaks`` of the cells' ``by_peak`` (``[len(peaks), n_cells * K]``)."""
@@ -390,7 +398,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         d = None  # no gradient through the pooled sums
         if grad is not None:
             flat = grad.reshape(-1, grad.shape[-1])
-            m = self.by_peak @ flat if self.scored is None else self._scored_rows @ flat
+            m = self.by_peak @ flat if self.scored is None else self._scored_peak_rows() @ flat
             d = self._shared_scores(m, grad.sum(0))
         self._scores_from(state, objective, d, grad_s)
         return self._grad

@@ -85,11 +85,13 @@ class SubsetProblem(ABC):
 
 class RelativeExpression:
     """The objective ``sign * mean_g(mean_c y_cg / base_g)`` of predictions ``y``
-    (an :class:`~grids_sc.model.Objective`: cells on ``cell_dim``, genes last).
+    (an :class:`~grids_sc.model.Objective`: cells on ``cell_dim``, genes last), a weighted
+    mean over the cells with ``gene_weights`` ``sign / (n_genes base_g)``.
     """
 
     def __init__(self, sign: float, base: torch.Tensor) -> None:
         self.sign, self.base = float(sign), base
+        self.gene_weights = self.sign / (base * base.shape[-1])
 
     def __call__(self, y: torch.Tensor, cell_dim: int = -2) -> torch.Tensor:
         return self.sign * (y.mean(cell_dim) / self.base).mean(-1)
