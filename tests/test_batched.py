@@ -12,6 +12,7 @@ import torch
 
 import grids_sc as grids
 from grids_sc._engine import make_batches
+from grids_sc._engine._batched import _GROUP_EVALUATORS
 from grids_sc.search import EmbeddingSumProblem, run_search
 from grids_sc.search._batched import run_searches
 from grids_sc.tl._surrogate import get_surrogate
@@ -42,10 +43,13 @@ def fits(sim):
 def _explain(m, batched, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return grids.tl.explain(
+        out = grids.tl.explain(
             m, list(m["rna"].var_names), L=4, groupby="celltype", restarts=2, n_steps=40,
             progress=False, copy=True, batched=batched, batch_size=4, **kw,
         )  # fmt: skip
+    # the evaluators a group's batches shared (two batches of 4 and 2 tasks here) are let go
+    assert not _GROUP_EVALUATORS
+    return out
 
 
 CASES = [
@@ -133,6 +137,8 @@ def test_batches_and_threshold(fits):
     batches = make_batches(tasks, 3)
     assert [len(b.tasks) for b in batches] == [3, 2, 3, 2]
     assert all(len({t.group for t in b.tasks}) == 1 for b in batches)
+    assert len({b.run for b in batches}) == 1 and batches[0].run  # one call, one name
+    assert make_batches(tasks, 3)[0].run != batches[0].run
     assert not use_batches(None, BATCH_MIN_TASKS - 1) and use_batches(None, BATCH_MIN_TASKS)
     assert use_batches(True, 1) and not use_batches(False, 100)
     with pytest.raises(ValueError, match="batch_size"):

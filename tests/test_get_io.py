@@ -227,3 +227,26 @@ def test_browser_formats_need_a_tss(mdata, tmp_path):
         grids.io.write_links(mdata, path, format="bed")
     with pytest.raises(ValueError, match="value"):
         grids.io.write_links(mdata, path, value="delta")
+
+
+def test_peak_index_windows_equal_a_pass_over_every_peak():
+    """The plan's window masks (peaks sorted per chromosome, binary search) are those of a
+    direct overlap test of every peak, for peaks of any length and several genes at once.
+    """
+    from grids_sc._genome import PeakIndex
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    chrom = rng.choice(["chr1", "chr2", "chrX"], n)
+    start = rng.integers(0, 10**6, n)
+    end = start + rng.integers(0, 5000, n)
+    index = PeakIndex(pd.DataFrame({"chrom": chrom, "start": start, "end": end}))
+    for _ in range(50):
+        genes = pd.DataFrame({"chrom": rng.choice(["chr1", "chr2", "chr3"], 2),
+                              "start": rng.integers(0, 10**6, 2)})  # fmt: skip
+        genes["end"] = genes["start"] + rng.integers(0, 20_000, 2)
+        w = int(rng.integers(0, 100_000))
+        ref = np.zeros(n, dtype=bool)
+        for c, s, e in zip(genes["chrom"], genes["start"], genes["end"]):
+            ref |= (chrom == c) & (end >= s - w) & (start <= e + w)
+        np.testing.assert_array_equal(index.window_mask(genes, w), ref)

@@ -384,3 +384,24 @@ def test_single_peak_moves_equal_set_values(model, density):
         assert restored[i] == pytest.approx(prob.value(rest), abs=1e-5)
         np.testing.assert_allclose(ones[i], prob.per_cell(sel[[i]])[1], atol=2e-5)
         np.testing.assert_allclose(rests[i], prob.per_cell(rest)[1], atol=2e-5)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_pair_effects_of_a_mean_over_cells_equal_the_general_path(p):
+    """An objective that says it is a weighted mean over the cells (``gene_weights``) gets its
+    pair effects summed over the cells each pair changes; they equal those of the same
+    objective without the weights (every cell evaluated), selected peaks restored included.
+    """
+    module = _model("cis")
+    x = _x(4, density=0.15)
+    prob = EmbeddingSumProblem(module, x, GENES, p)
+    inc = prob.model
+    window = inc.interacting_features()
+    sel = window[:3]
+    feats = torch.cat([window[3:10], sel])
+    signs = torch.tensor([1.0] * 7 + [-1.0] * 3)
+    state = prob._state(sel)
+    assert hasattr(prob.objective, "gene_weights")
+    fast = inc._head_pair_effects(state, feats, signs, prob.objective)
+    general = inc._head_pair_effects(state, feats, signs, lambda y, d=-2: prob.objective(y, d))
+    torch.testing.assert_close(fast, general, rtol=0, atol=1e-6)
