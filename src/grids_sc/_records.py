@@ -332,17 +332,27 @@ VAR_COLUMNS_MAX_TASKS = 100  # explain/attribute(var_columns=None) write .var co
 SCORE_PEAKS = 100  # peaks whose score a compact selection record keeps (best first-order)
 
 
-def compact_peak_scores(names: np.ndarray, columns: Mapping) -> dict:
-    """A selection's per-peak columns as the few arrays a compact record keeps: the score of
+def compact_peak_scores(
+    names: np.ndarray, scored: np.ndarray, score: np.ndarray, selected: np.ndarray
+) -> dict:
+    """A selection's per-peak scores as the few arrays a compact record keeps: the score of
     the :data:`SCORE_PEAKS` best-scored peaks and of every selected peak (names, scores),
-    and how many peaks were scored (the candidates).
+    and how many peaks were scored (the candidates). ``scored`` and ``score``: the peaks
+    with a score and their scores; ``selected``: the selected peaks.
     """
-    score = np.asarray(columns["score"], dtype=np.float64)
-    scored = np.flatnonzero(np.isfinite(score))
-    best = scored[np.argsort(-score[scored], kind="stable")[:SCORE_PEAKS]]
-    keep = np.union1d(best, np.flatnonzero(np.asarray(columns["rank"]) > 0))
-    return {"peak": np.asarray(names)[keep].astype(str), "score": score[keep],
-            "n_scored": int(len(scored))}  # fmt: skip
+    score = np.asarray(score, dtype=np.float64)
+    scored = np.asarray(scored, dtype=np.int64)
+    order = np.argsort(scored, kind="stable")
+    scored, score = scored[order], score[order]
+    finite = np.isfinite(score)
+    best = scored[finite][np.argsort(-score[finite], kind="stable")[:SCORE_PEAKS]]
+    keep = np.union1d(best, np.asarray(selected, dtype=np.int64))
+    value = np.full(len(keep), np.nan)
+    at = np.minimum(np.searchsorted(scored, keep), max(len(scored) - 1, 0))
+    hit = scored[at] == keep if len(scored) else np.zeros(len(keep), dtype=bool)
+    value[hit] = score[at[hit]]
+    return {"peak": np.asarray(names)[keep].astype(str), "score": value,
+            "n_scored": int(finite.sum())}  # fmt: skip
 
 
 def peak_columns(adata, key: str, record: Mapping | None = None) -> dict[str, np.ndarray] | None:

@@ -21,6 +21,71 @@ REL_FLOOR = 0.01  # Rel Δ counts cells predicted at >= 1% of the group mean
 
 
 @dataclass(frozen=True)
+class PeakColumns:
+    """A selection's per-peak ``.var`` columns, kept sparse until they are written: a
+    genome-wide call holds thousands of results, and dense columns over every peak would
+    cost about 1.7 MB each (100,000 peaks).
+
+    Attributes
+    ----------
+    n_peaks
+        The number of peaks (the columns' length).
+    selected
+        The selected peaks, best first (rank 1, 2, ...).
+    scored, score
+        The peaks with a score (NaN elsewhere) and their scores.
+    frequency
+        ``(peaks, values)`` where the restarts' selection frequency is not 0, or ``None``
+        when the call writes no frequency column.
+    """
+
+    n_peaks: int
+    selected: np.ndarray
+    scored: np.ndarray
+    score: np.ndarray
+    frequency: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_dense(
+        cls, selected: np.ndarray, score: np.ndarray, frequency: np.ndarray | None = None
+    ) -> PeakColumns:
+        """The columns of a selection and its dense ``score`` (and ``frequency``) over all
+        peaks.
+        """
+        score = np.asarray(score, dtype=np.float64)
+        scored = np.flatnonzero(~np.isnan(score))
+        freq = None
+        if frequency is not None:
+            nz = np.flatnonzero(frequency)
+            freq = (nz, np.asarray(frequency, dtype=np.float64)[nz])
+        sel = np.asarray(selected, dtype=np.int64)
+        return cls(len(score), sel, scored, score[scored], freq)
+
+    def score_of(self, peaks: np.ndarray) -> np.ndarray:
+        """The scores of ``peaks`` (NaN where unscored)."""
+        return self.dense_score()[np.asarray(peaks, dtype=np.int64)]
+
+    def dense_score(self) -> np.ndarray:
+        """The score column over all peaks."""
+        out = np.full(self.n_peaks, np.nan)
+        out[self.scored] = self.score
+        return out
+
+    def dense(self) -> dict[str, np.ndarray]:
+        """The ``.var`` columns over all peaks: ``selected``, ``rank``, ``score`` (and
+        ``frequency``).
+        """
+        rank = np.zeros(self.n_peaks, dtype=np.int64)
+        rank[self.selected] = np.arange(1, len(self.selected) + 1)
+        out = {"selected": rank > 0, "rank": rank, "score": self.dense_score()}
+        if self.frequency is not None:
+            freq = np.zeros(self.n_peaks, dtype=np.float64)
+            freq[self.frequency[0]] = self.frequency[1]
+            out["frequency"] = freq
+        return out
+
+
+@dataclass(frozen=True)
 class Skipped:
     """What a task returns instead of a selection when there is nothing to move: the
     surrogate predicts 0 for a gene of the task in every search cell of the group.
@@ -216,11 +281,8 @@ def selection_record(
     per_cell["cell"] = per_cell["cell"].astype(np.int64)
 
     mask = task.candidates
-    rank = np.zeros(len(mask), dtype=np.int64)
-    rank[sel.numpy()] = np.arange(1, len(sel) + 1)
-    columns = {"selected": rank > 0, "rank": rank, "score": score.astype(np.float64)}
-    if frequency is not None and settings.n_searches > 1:
-        columns["frequency"] = frequency
+    write_frequency = frequency is not None and settings.n_searches > 1
+    columns = PeakColumns.from_dense(sel.numpy(), score, frequency if write_frequency else None)
     per_peak = {
         "rank": np.arange(1, len(sel) + 1),
         "alone": alone,

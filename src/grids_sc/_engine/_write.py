@@ -59,10 +59,12 @@ def write_results(mdata, plan: Plan, results, copy: bool, params: dict, var_colu
         records.delete(target, "skipped", task.key)
         named = named_record(record, plan.peak_names)
         if var_columns:
-            new.update({f"{task.key}_{col}": values for col, values in columns.items()})
+            new.update({f"{task.key}_{col}": v for col, v in columns.dense().items()})
         else:
-            named["per_peak"]["score"] = np.asarray(columns["score"])[record["selected_index"]]
-            named["peak_scores"] = records.compact_peak_scores(plan.peak_names, columns)
+            named["per_peak"]["score"] = columns.score_of(record["selected_index"])
+            named["peak_scores"] = records.compact_peak_scores(
+                plan.peak_names, columns.scored, columns.score, columns.selected
+            )
         records.write(target, "selection", task.key, named, params)
     a_atac = target.mod[plan.atac]
     columns = pd.DataFrame(new, index=a_atac.var_names)

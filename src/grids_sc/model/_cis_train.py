@@ -370,7 +370,9 @@ def fit_cis_heads(
         if halves_out is not None:
             half_states = [{k: v.clone() for k, v in silent_state.items()} for _ in range(2)]
     train_hist, val_hist = [], []
-    bar = tqdm(range(cfg.max_epochs), desc="surrogate [cis]", disable=not progress, leave=False)
+    bar = tqdm(
+        range(cfg.max_epochs), desc="surrogate [cis heads]", disable=not progress, leave=False
+    )
     for epoch in bar:
         order = parallel.shard(rng.permutation(train_idx))
         total = 0.0
