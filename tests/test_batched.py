@@ -205,3 +205,36 @@ def test_executor_runs_batches(fits):
     for key in a:
         assert list(a[key]["selected"]) == list(b[key]["selected"])
         np.testing.assert_array_equal(a[key]["trace"], b[key]["trace"])
+
+
+def test_peak_columns_are_the_dense_columns():
+    """A result's per-peak columns travel sparse (a genome-wide call holds thousands) and
+    give back the dense ``.var`` columns; the compact record keeps the best scores and the
+    selected peaks'.
+    """
+    from grids_sc._engine._selection import PeakColumns
+    from grids_sc._records import compact_peak_scores
+
+    rng = np.random.default_rng(0)
+    n = 500
+    score = np.where(rng.random(n) < 0.3, rng.normal(size=n), np.nan)
+    selected = rng.choice(np.flatnonzero(np.isfinite(score)), 6, replace=False)
+    freq = np.where(rng.random(n) < 0.05, 0.5, 0.0)
+    cols = PeakColumns.from_dense(selected, score, freq)
+    dense = cols.dense()
+    rank = np.zeros(n, dtype=np.int64)
+    rank[selected] = np.arange(1, 7)
+    np.testing.assert_array_equal(dense["rank"], rank)
+    np.testing.assert_array_equal(dense["selected"], rank > 0)
+    np.testing.assert_array_equal(dense["score"], score)
+    np.testing.assert_array_equal(dense["frequency"], freq)
+    np.testing.assert_array_equal(cols.score_of(selected), score[selected])
+    assert "frequency" not in PeakColumns.from_dense(selected, score).dense()
+    names = np.asarray([f"p{i}" for i in range(n)])
+    kept = compact_peak_scores(names, cols.scored, cols.score, cols.selected)
+    finite = np.flatnonzero(np.isfinite(score))
+    best = finite[np.argsort(-score[finite], kind="stable")[:100]]
+    keep = np.union1d(best, selected)
+    np.testing.assert_array_equal(kept["peak"], names[keep])
+    np.testing.assert_array_equal(kept["score"], score[keep])
+    assert kept["n_scored"] == len(finite)
