@@ -347,12 +347,25 @@ def compact_peak_scores(
     finite = np.isfinite(score)
     best = scored[finite][np.argsort(-score[finite], kind="stable")[:SCORE_PEAKS]]
     keep = np.union1d(best, np.asarray(selected, dtype=np.int64))
-    value = np.full(len(keep), np.nan)
-    at = np.minimum(np.searchsorted(scored, keep), max(len(scored) - 1, 0))
-    hit = scored[at] == keep if len(scored) else np.zeros(len(keep), dtype=bool)
-    value[hit] = score[at[hit]]
-    return {"peak": np.asarray(names)[keep].astype(str), "score": value,
-            "n_scored": int(finite.sum())}  # fmt: skip
+    return {
+        "peak": np.asarray(names)[keep].astype(str),
+        "score": sparse_values(scored, score, keep),
+        "n_scored": int(finite.sum()),
+    }
+
+
+def sparse_values(index: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The entries ``query`` of a vector given by its sorted ``index`` and ``values`` there
+    (NaN where ``index`` has no entry).
+    """
+    query = np.asarray(query, dtype=np.int64)
+    out = np.full(len(query), np.nan)
+    if not len(index):
+        return out
+    at = np.minimum(np.searchsorted(index, query), len(index) - 1)
+    hit = index[at] == query
+    out[hit] = values[at[hit]]
+    return out
 
 
 def peak_columns(adata, key: str, record: Mapping | None = None) -> dict[str, np.ndarray] | None:

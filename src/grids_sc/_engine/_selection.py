@@ -11,6 +11,7 @@ import torch
 
 from .._device import resolve_device
 from .._inputs import split_cells
+from .._records import sparse_values
 from ..search import EmbeddingSumProblem, run_search
 from ._plan import Task
 from ._progress import on_step
@@ -63,7 +64,7 @@ class PeakColumns:
 
     def score_of(self, peaks: np.ndarray) -> np.ndarray:
         """The scores of ``peaks`` (NaN where unscored)."""
-        return self.dense_score()[np.asarray(peaks, dtype=np.int64)]
+        return sparse_values(self.scored, self.score, peaks)
 
     def dense_score(self) -> np.ndarray:
         """The score column over all peaks."""

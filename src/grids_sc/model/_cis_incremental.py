@@ -204,27 +204,32 @@ class CisIncremental(EmbeddingSumIncremental):
         cis = self.module.cis
         w2 = cis.w2[self.genes]  # [T, H]
 
-        def heads(pre: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:  # [m, T, H] -> [m, T]
+        def heads(cells: torch.Tensor, *feats: torch.Tensor) -> torch.Tensor:
+            """Predictions ``[m, T]`` of ``cells`` with the changes of ``feats`` (each
+            ``[m]``, one feature per cell) applied.
+            """
+            pre = a0[cells]
+            for f in feats:
+                pre = pre + u[cells, f, None, None] * proj[f]
             return ((cis.act(pre) * w2).sum(-1) + rest[cells]).clamp(min=0)
 
+        moved = u != 0  # [n, F]: the cells each feature changes
         weights = getattr(objective, "gene_weights", None)
         if weights is not None:
-            return self._linear_pair_effects(a0, u, proj, heads, weights)
+            return self._linear_pair_effects(moved, heads, weights)
         n, n_feat = u.shape
-        every = torch.arange(n, device=self.device)
-        y0 = heads(a0, every)  # [n, T]
+        y0 = heads(torch.arange(n, device=self.device))  # [n, T]
         f0 = objective(y0, 0)
-        moved = u != 0  # [n, F]: the cells each feature changes
         alone = y0[:, None].expand(-1, n_feat, -1).clone()  # [n, F, T]
         c, a = torch.nonzero(moved, as_tuple=True)
-        alone[c, a] = heads(a0[c] + u[c, a, None, None] * proj[a], c)
+        alone[c, a] = heads(c, a)
         e = torch.empty(n_feat, n_feat, device=self.device)
         step = max(1, int(2**24 // max(1, n * n_feat * y0.shape[1])))
         for i in range(0, n_feat, step):
             rows = slice(i, i + step)
             # each pair's predictions: the observed, or one feature's alone where only it
             # changes the cell, or both evaluated where both do
-            y = y0[:, None, None].expand(-1, len(range(n_feat)[rows]), n_feat, -1).clone()
+            y = y0[:, None, None].expand(-1, min(step, n_feat - i), n_feat, -1).clone()
             m_a, m_b = moved[:, rows, None], moved[:, None, :]
             y = torch.where((m_a & ~m_b)[..., None], alone[:, rows, None], y)
             y = torch.where((~m_a & m_b)[..., None], alone[:, None, :], y)
@@ -232,26 +237,24 @@ class CisIncremental(EmbeddingSumIncremental):
             a = a + i
             for j in range(0, len(c), PAIR_CHUNK):
                 cj, aj, bj = c[j : j + PAIR_CHUNK], a[j : j + PAIR_CHUNK], b[j : j + PAIR_CHUNK]
-                pre = a0[cj] + u[cj, aj, None, None] * proj[aj] + u[cj, bj, None, None] * proj[bj]
-                y[cj, aj - i, bj] = heads(pre, cj)
+                y[cj, aj - i, bj] = heads(cj, aj, bj)
             e[rows] = objective(y, 0) - f0
         e.diagonal().copy_(objective(alone, 0) - f0)
         return e
 
-    def _linear_pair_effects(self, a0, u, proj, heads, weights) -> torch.Tensor:
+    def _linear_pair_effects(self, moved, heads, weights) -> torch.Tensor:
         """:meth:`_head_pair_effects` of an objective that is a weighted mean over the cells
-        (``gene_weights``): each feature's effect alone is summed over the cells it changes,
-        and a pair's effect is the two alone plus, over the cells both change, what their
-        joint change adds; nothing runs over the cells a pair leaves as they are.
+        (``gene_weights``): each feature's effect alone is summed over the cells it changes
+        (``moved`` ``[n, F]``), and a pair's effect is the two alone plus, over the cells both
+        change, what their joint change adds; nothing runs over the cells a pair leaves as
+        they are. ``heads(cells, *features)``: the predictions with those changes.
         """
-        n, n_feat = u.shape
-        every = torch.arange(n, device=self.device)
-        y0 = heads(a0, every)  # [n, T]
+        n, n_feat = moved.shape
+        y0 = heads(torch.arange(n, device=self.device))  # [n, T]
         weights = weights.to(y0.dtype)
-        moved = u != 0  # [n, F]
         c, a = torch.nonzero(moved, as_tuple=True)
         alone = torch.zeros(n, n_feat, device=self.device, dtype=y0.dtype)  # [n, F]
-        alone[c, a] = ((heads(a0[c] + u[c, a, None, None] * proj[a], c) - y0[c]) * weights).sum(-1)
+        alone[c, a] = ((heads(c, a) - y0[c]) * weights).sum(-1)
         single = alone.sum(0) / n
         extra = torch.zeros(n_feat, n_feat, device=self.device, dtype=y0.dtype)
         step = max(1, int(2**24 // max(1, n * n_feat)))
@@ -263,8 +266,7 @@ class CisIncremental(EmbeddingSumIncremental):
             a = a + i
             for j in range(0, len(c), PAIR_CHUNK):
                 cj, aj, bj = c[j : j + PAIR_CHUNK], a[j : j + PAIR_CHUNK], b[j : j + PAIR_CHUNK]
-                pre = a0[cj] + u[cj, aj, None, None] * proj[aj] + u[cj, bj, None, None] * proj[bj]
-                joint = ((heads(pre, cj) - y0[cj]) * weights).sum(-1)
+                joint = ((heads(cj, aj, bj) - y0[cj]) * weights).sum(-1)
                 extra.index_put_((aj, bj), joint - alone[cj, aj] - alone[cj, bj], accumulate=True)
         extra = (extra + extra.T) / n
         e = single[:, None] + single[None, :] + extra

@@ -277,7 +277,9 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             if self._y0 is None:
                 self._y0 = self._readout(state.z, state.s)
             return self._y0
-        return self._expression_of(state)
+        if self._y_state is not state:
+            self._y_state, self._y = state, self._readout(state.z, state.s)
+        return self._y
 
     def move_expression(self, state, restore, perturb) -> torch.Tensor:
         """Predicted expression after each move, recomputing only the touched chromosomes of
@@ -297,7 +299,7 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         m, q, n = change.shape
         moved = (change != 0).any(1)  # [m, n]: the cells each move changes
         k = moved.sum(1)  # [m]
-        y = self._expression_of(state)  # [n, T]
+        y = self.expression(state)  # [n, T]
         out = y.expand(m, -1, -1).clone()
         dense = torch.nonzero(k > SPARSE_MOVE_SHARE * n).squeeze(1)
         if len(dense):  # moves that change most cells: on all cells, in one call
@@ -322,16 +324,6 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
             )  # fmt: skip
             out[idx[:, None], cells] = torch.where(valid[..., None], y_moved, y[cells])
         return out
-
-    def _expression_of(self, state: EmbeddingSumState) -> torch.Tensor:
-        """:meth:`expression` of ``state``, kept for the last state (moves from one state
-        come in several calls).
-        """
-        if state is self._initial and self._y0 is not None:
-            return self._y0
-        if self._y_state is not state:
-            self._y_state, self._y = state, self._readout(state.z, state.s)
-        return self._y
 
     def _move(self, ht, hidt, z, s, peaks, chroms, change) -> torch.Tensor:
         """Predictions ``[m, c, T]`` after moves of ``peaks`` ``[m, q]`` (on ``chroms``) that

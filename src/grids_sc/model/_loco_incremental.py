@@ -168,4 +168,4 @@ class LocoIncremental(CisIncremental):
         cis = self.module.cis
         y_new = ((cis.act(pre) * cis.w2[self.genes]).sum(-1) + rest).clamp(min=0)
         moved = (change != 0).any(1)  # [m, n]
-        return torch.where(moved[..., None], y_new, self._expression_of(state))
+        return torch.where(moved[..., None], y_new, self.expression(state))
