@@ -17,6 +17,7 @@ import torch
 import grids_sc as grids
 import test_incremental as ti
 from grids_sc.model import CisConfig, LocoSurrogate, SurrogateConfig, make_batch
+from grids_sc.search import EmbeddingSumProblem, run_search
 from test_incremental import (  # noqa: F401  (collected here with this module's `model`)
     test_both_kinds_implement_the_interface,
     test_first_order_is_gradient_times_change,
@@ -137,6 +138,47 @@ def test_moves_on_the_genes_own_chromosome_run_its_head_alone(p):
 def test_loco_pair_effects_equal_full_evaluation(p):
     """With the window peaks out of the state, the heads' pair effects are exact."""
     ti.assert_head_pair_effects_exact(_loco(), p)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_single_swaps_are_read_from_exact_pair_effects(p, monkeypatch):
+    """A search of a LOCO gene's own window reads its single swaps from the heads' pair
+    effects, which are exact there as they are (no blinding of the encoder: the state leaves
+    the gene's chromosome out); the problem says so only for peaks of that chromosome, and
+    the search takes the steps it takes when it evaluates every swap, with fewer
+    evaluations.
+    """
+    module = _loco(torch.tensor([-1, 0, 0, 2]))  # gene 1 on chromosome 0, with its window
+    x = ti._x(3)
+    prob = EmbeddingSumProblem(module, x, [1], p)
+    window = prob.interacting_features()
+    other = torch.nonzero(module.atac_encoder.peak_chrom == 1).squeeze(1)[:1]
+    assert prob.exact_pair_effects(window)
+    assert not prob.exact_pair_effects(torch.cat([window, other]))
+    assert not EmbeddingSumProblem(ti._model("cis"), x, ti.GENES, p).exact_pair_effects(window)
+    sel = window[:3]
+    feats = torch.cat([window[3:9], sel])
+    signs = torch.tensor([1.0] * 6 + [-1.0] * 3)
+    ti.assert_pair_effects_exact(prob.pair_effects(sel, feats, signs).numpy(), prob, sel, feats)
+
+    cand = torch.zeros(prob.n_features, dtype=torch.bool)
+    cand[window] = True
+    calls = []
+
+    def search():
+        calls.clear()
+        one = EmbeddingSumProblem(module, x, [1], p)
+        evaluate = one.move_values
+        one.move_values = lambda *a: calls.append(len(a[2])) or evaluate(*a)
+        return run_search(one, 4, candidates=cand, moves="pair", restarts=3)
+
+    got, n_read = search(), sum(calls)
+    monkeypatch.setattr(EmbeddingSumProblem, "exact_pair_effects", lambda self, f: False)
+    ref, n_evaluated = search(), sum(calls)
+    assert np.array_equal(got.selection, ref.selection)
+    for a, b in zip(got.traces, ref.traces):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert n_read < n_evaluated
 
 
 @pytest.fixture(scope="module")

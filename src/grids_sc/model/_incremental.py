@@ -179,6 +179,14 @@ class IncrementalSurrogate(ABC):
         d = self.first_order(state, objective).cpu()[features.cpu()]
         return additive_pair_effects(d, signs.cpu())
 
+    def exact_pair_effects(self, features: torch.Tensor) -> bool:
+        """Whether :meth:`pair_effects` of ``features`` is exact at any state whose
+        perturbed peaks are among them: ``E[a, b]`` (and ``E[a, a]``) then equal the change
+        of the objective that :meth:`move_expression` gives the same move, up to float
+        rounding, and a search may read its single swaps from them. ``False`` by default.
+        """
+        return False
+
     # -- a window of peaks as a dense function ------------------------------------------------
     @abstractmethod
     def window(self, features: torch.Tensor):

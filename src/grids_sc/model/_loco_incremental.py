@@ -118,6 +118,15 @@ class LocoIncremental(CisIncremental):
         """
         return self.own_chrom is not None and bool((self.peak_chrom[peaks] == self.own_chrom).all())
 
+    def exact_pair_effects(self, features: torch.Tensor) -> bool:
+        """True when ``features`` all lie on the target genes' own chromosome
+        (:meth:`heads_only`): setting them moves the window sums alone, the state is held
+        exactly, and the heads' pair effects (:meth:`pair_effects`) are the exact change of
+        the objective; their first-order part through the shared latent is zero.
+        """
+        features = torch.as_tensor(features, dtype=torch.long, device=self.device)
+        return bool(len(features)) and self.heads_only(features)
+
     def perturbed(self, peaks: torch.Tensor) -> EmbeddingSumState:
         """As :meth:`EmbeddingSumIncremental.perturbed`. When every peak lies on the target
         genes' own chromosome (:meth:`heads_only`), only the window sums move: the pooled

@@ -48,10 +48,14 @@ class GridsOptimizer(torch.optim.Optimizer):
 
     With ``moves="pair"`` each step also scores moves that replace two selected features by
     two new ones, from the pairwise effects of :meth:`SubsetProblem.pair_effects` (see
-    :meth:`_pair_moves`), and evaluates the ``n_candidates`` best pair moves exactly next
+    :func:`_pair_moves`), and evaluates the ``n_candidates`` best pair moves exactly next
     to the single swaps. Redundant features
     (the objective moves only when both are perturbed) are invisible to single swaps once
-    neither is selected; pair moves find them.
+    neither is selected; pair moves find them. Where the pair effects are exact
+    (:meth:`SubsetProblem.exact_pair_effects`: a LOCO surrogate's search of a gene's own
+    window, where the cell state cannot move), the single swaps whose incoming feature is in
+    the pair pool are read from them (the value plus ``E[incoming, restored]``) instead of
+    being evaluated again; the search takes the same steps.
 
     Parameters
     ----------
@@ -144,18 +148,22 @@ class GridsOptimizer(torch.optim.Optimizer):
         k = min(group["n_candidates"], int(free.sum()))
         d_free = torch.where(free, d, torch.full_like(d, float("inf")))
         out_pos, in_idx = _ranked_swaps(sel, d, d_free, k, k)
-        vals = yield ("move_values", sel, out_pos.to(sel.device), in_idx.to(sel.device))
+        pool, e = None, None
         if self.moves == "pair" and len(sel) >= 2 and int(free.sum()) >= 2:
-            p_out, p_in = yield from self._pair_moves(sel, d, d_free, group["n_candidates"])
-            if len(p_in):
-                p_vals = yield ("move_values", sel, p_out.to(sel.device), p_in.to(sel.device))
-                out_pos, in_idx = _pad_cat(out_pos, p_out), _pad_cat(in_idx, p_in)
-                vals = torch.cat([vals, p_vals])
+            pool, e = yield from self._pair_table(sel, d_free)
+        exact = pool is not None and self.problem.exact_pair_effects(torch.cat([pool, sel.cpu()]))
+        table = (pool, e) if exact else None
+        vals = yield from self._single_values(sel, out_pos, in_idx, table)
+        if pool is not None:
+            p_out, p_in = _pair_moves(pool, e, len(sel), group["n_candidates"])
+            p_vals = yield ("move_values", sel, p_out.to(sel.device), p_in.to(sel.device))
+            out_pos, in_idx = _pad_cat(out_pos, p_out), _pad_cat(in_idx, p_in)
+            vals = torch.cat([vals, p_vals])
         if float(vals.min()) >= self.value - group["tol"]:
             # none of the shortlisted moves improves: the first-order ranking is least
             # reliable here, so look further down it before declaring convergence
             out_pos, in_idx, vals = yield from self._deeper(
-                sel, d, d_free, out_pos, in_idx, vals, group
+                sel, d, d_free, out_pos, in_idx, vals, group, table
             )
         best = int(torch.argmin(vals))
         if float(vals[best]) < self.value - group["tol"]:
@@ -167,10 +175,30 @@ class GridsOptimizer(torch.optim.Optimizer):
         self.trace.append(self.value)
         return self.value
 
-    def _deeper(self, sel, d, d_free, out_pos, in_idx, vals, group):
+    def _single_values(self, sel, out_pos, in_idx, table):
+        """The objective after each single swap (``[m, 1]`` positions and features): read
+        from exact pair effects ``table = (pool, E)`` (:meth:`_pair_table`) where the
+        incoming feature is in the pool, the value plus ``E[incoming, restored]``, and asked
+        of the problem (``move_values``) otherwise (a request generator).
+        """
+        if table is None:
+            return (yield ("move_values", sel, out_pos.to(sel.device), in_idx.to(sel.device)))
+        pool, e = table
+        match = in_idx[:, :1] == pool[None, :]  # [m, n_pool]
+        hit = match.any(1)
+        row = match.to(torch.int8).argmax(1)
+        vals = (self.value + e.double()[row, len(pool) + out_pos[:, 0]]).float()
+        if not bool(hit.all()):
+            miss = torch.nonzero(~hit).squeeze(1)
+            o, i = out_pos[miss].to(sel.device), in_idx[miss].to(sel.device)
+            vals[miss] = (yield ("move_values", sel, o, i)).to(vals.dtype)
+        return vals
+
+    def _deeper(self, sel, d, d_free, out_pos, in_idx, vals, group, table=None):
         """Evaluate the next-ranked single swaps, ``n_candidates`` at a time, until one
         improves or ``depth * n_candidates`` swaps have been tried in this step (a request
-        generator, as :meth:`step_requests`).
+        generator, as :meth:`step_requests`; ``table``: exact pair effects, as
+        :meth:`_single_values` reads them).
         """
         k = group["n_candidates"]
         n_free = int(torch.isfinite(d_free).sum())
@@ -180,20 +208,17 @@ class GridsOptimizer(torch.optim.Optimizer):
         ranked_out, ranked_in = _ranked_swaps(sel, d, d_free, min(most, n_free), most)
         for start in range(k, most, k):
             o, i = ranked_out[start : start + k], ranked_in[start : start + k]
-            v = yield ("move_values", sel, o.to(sel.device), i.to(sel.device))
+            v = yield from self._single_values(sel, o, i, table)
             if float(v.min()) < self.value - group["tol"]:
                 return o, i, v
         return out_pos, in_idx, vals
 
-    def _pair_moves(self, sel, d, d_free, n_moves: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``n_moves`` best two-out, two-in moves by their estimated effect.
-
-        The pool of incoming features is the free features whose interactions the problem
-        models (e.g. a gene's window peaks), filled up with the best first-order ones. With
-        ``E`` from :meth:`SubsetProblem.pair_effects` over the pool and the selection,
-        ``S_a = E[a, a]`` and ``I_ab = E[a, b] - S_a - S_b``, a move adding ``a, b`` and
-        restoring ``i, k`` is scored ``S_a + S_b + S_i + S_k + I_ab + I_ik + I_ai + I_ak +
-        I_bi + I_bk``. A request generator (see :meth:`step_requests`).
+    def _pair_table(self, sel, d_free):
+        """The pool of features that can enter a pair and the pair effects ``E`` over the
+        pool and the selection (:meth:`SubsetProblem.pair_effects`; ``(None, None)`` when
+        fewer than two can enter). The pool is the free features whose interactions the
+        problem models (e.g. a gene's window peaks), filled up to ``pair_pool`` with the best
+        first-order ones. A request generator (see :meth:`step_requests`).
         """
         free = torch.isfinite(d_free)
         hint = self.problem.interacting_features().cpu()
@@ -203,31 +228,41 @@ class GridsOptimizer(torch.optim.Optimizer):
         fill[hint] = float("inf")
         n_fill = min(n_fill, int(torch.isfinite(fill).sum()))
         pool = torch.cat([hint, torch.topk(fill, n_fill, largest=False).indices])
-        n_pool, n_sel = len(pool), len(sel)
-        if n_pool < 2:
-            return torch.zeros(0, 2, dtype=torch.long), torch.zeros(0, 2, dtype=torch.long)
+        if len(pool) < 2:
+            return None, None
         feats = torch.cat([pool, sel.cpu()])
-        signs = torch.cat([torch.ones(n_pool), -torch.ones(n_sel)])
-        e = (yield ("pair_effects", sel, feats, signs)).to(d.dtype)
-        single = e.diagonal().clone()
-        inter = e - single[:, None] - single[None, :]
-        ia, ib = torch.triu_indices(n_pool, n_pool, offset=1)
-        add = single[ia] + single[ib] + inter[ia, ib]
-        oa, ob = torch.triu_indices(n_sel, n_sel, offset=1)
-        oa, ob = oa + n_pool, ob + n_pool
-        rem = single[oa] + single[ob] + inter[oa, ob]
-        n_top = max(1, int(np.ceil(np.sqrt(4 * n_moves))))
-        top_a = torch.topk(add, min(n_top, len(add)), largest=False).indices
-        top_r = torch.topk(rem, min(n_top, len(rem)), largest=False).indices
-        a1, a2 = ia[top_a], ib[top_a]
-        r1, r2 = oa[top_r], ob[top_r]
-        cross = inter[a1][:, r1] + inter[a1][:, r2] + inter[a2][:, r1] + inter[a2][:, r2]
-        score = add[top_a][:, None] + rem[top_r][None, :] + cross
-        best = torch.topk(score.flatten(), min(n_moves, score.numel()), largest=False).indices
-        ai, ri = best // len(top_r), best % len(top_r)
-        outs = torch.stack([r1[ri], r2[ri]], 1) - n_pool
-        ins = torch.stack([pool[a1[ai]], pool[a2[ai]]], 1)
-        return outs, ins
+        signs = torch.cat([torch.ones(len(pool)), -torch.ones(len(sel))])
+        e = (yield ("pair_effects", sel, feats, signs)).to(d_free.dtype)
+        return pool, e
+
+
+def _pair_moves(pool: torch.Tensor, e: torch.Tensor, n_sel: int, n_moves: int):
+    """The ``n_moves`` best two-out, two-in moves by their estimated effect, from the pair
+    effects ``E`` over ``pool`` and the selection (:meth:`GridsOptimizer._pair_table`):
+    with ``S_a = E[a, a]`` and ``I_ab = E[a, b] - S_a - S_b``, a move adding ``a, b`` and
+    restoring ``i, k`` is scored ``S_a + S_b + S_i + S_k + I_ab + I_ik + I_ai + I_ak + I_bi +
+    I_bk``; as ``[n, 2]`` positions in the selection and incoming features.
+    """
+    n_pool = len(pool)
+    single = e.diagonal().clone()
+    inter = e - single[:, None] - single[None, :]
+    ia, ib = torch.triu_indices(n_pool, n_pool, offset=1)
+    add = single[ia] + single[ib] + inter[ia, ib]
+    oa, ob = torch.triu_indices(n_sel, n_sel, offset=1)
+    oa, ob = oa + n_pool, ob + n_pool
+    rem = single[oa] + single[ob] + inter[oa, ob]
+    n_top = max(1, int(np.ceil(np.sqrt(4 * n_moves))))
+    top_a = torch.topk(add, min(n_top, len(add)), largest=False).indices
+    top_r = torch.topk(rem, min(n_top, len(rem)), largest=False).indices
+    a1, a2 = ia[top_a], ib[top_a]
+    r1, r2 = oa[top_r], ob[top_r]
+    cross = inter[a1][:, r1] + inter[a1][:, r2] + inter[a2][:, r1] + inter[a2][:, r2]
+    score = add[top_a][:, None] + rem[top_r][None, :] + cross
+    best = torch.topk(score.flatten(), min(n_moves, score.numel()), largest=False).indices
+    ai, ri = best // len(top_r), best % len(top_r)
+    outs = torch.stack([r1[ri], r2[ri]], 1) - n_pool
+    ins = torch.stack([pool[a1[ai]], pool[a2[ai]]], 1)
+    return outs, ins
 
 
 def _ranked_swaps(

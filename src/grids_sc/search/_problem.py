@@ -82,6 +82,13 @@ class SubsetProblem(ABC):
         """Features whose interactions :meth:`pair_effects` models (candidates for pairs)."""
         return torch.zeros(0, dtype=torch.long)
 
+    def exact_pair_effects(self, features: torch.Tensor) -> bool:
+        """Whether :meth:`pair_effects` of ``features`` is exact at any selection among them
+        (then ``value + E[a, b]`` is the exact objective of that move, up to float
+        rounding, and the optimizer reads single swaps from it); ``False`` by default.
+        """
+        return False
+
 
 class RelativeExpression:
     """The objective ``sign * mean_g(mean_c y_cg / base_g)`` of predictions ``y``
@@ -280,6 +287,12 @@ class EmbeddingSumProblem(SubsetProblem):
         window peaks).
         """
         return self.model.interacting_features()
+
+    def exact_pair_effects(self, features: torch.Tensor) -> bool:
+        """Whether the surrogate's pair effects of ``features`` are exact
+        (:meth:`~grids_sc.model.IncrementalSurrogate.exact_pair_effects`).
+        """
+        return self.model.exact_pair_effects(features)
 
     @torch.no_grad()
     def pair_effects(
