@@ -21,6 +21,7 @@ and the first write into an object migrates the object.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,8 +56,12 @@ PEAK_VALUES = ("alone", "restored", "score", "frequency")
 """The per-peak quantities of a selection record that exports can write as a peak's value."""
 
 
+@functools.cache
 def package_version() -> str:
-    """The installed grids-sc version (``0.0.0+unknown`` from a bare source tree)."""
+    """The installed grids-sc version (``0.0.0+unknown`` from a bare source tree); read once
+    per process (every record carries it, and reading the installed metadata takes about a
+    millisecond).
+    """
     try:
         return version("grids-sc")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -301,14 +306,26 @@ def header(kind: str, params: Mapping) -> dict:
 
 def write(mdata, kind: str, key: str, record: Mapping, params: Mapping) -> None:
     """Store ``record`` (with its header) as ``key`` of ``kind``; warn when it replaces one."""
+    put(_root_for_write(mdata), kind, key, record, params, stacklevel=4)
+
+
+def open_for_write(mdata) -> dict:
+    """``mdata.uns['grids']`` ready for many :func:`put` and :func:`remove` calls: migrated
+    and checked once (:func:`write` and :func:`delete` check it on every call, which walks
+    every stored record: a call storing thousands of results opens the root once instead).
+    """
+    return _root_for_write(mdata)
+
+
+def put(root: dict, kind: str, key: str, record: Mapping, params: Mapping, stacklevel=3) -> None:
+    """:func:`write` into a root from :func:`open_for_write`."""
     check_key(key)
-    root = _root_for_write(mdata)
     dest = root.setdefault(STORES[kind], {})
     if key in dest:
         warnings.warn(
             f"replaced the earlier {kind} record {key!r} in mdata.uns['{ROOT}']['{STORES[kind]}']",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     dest[key] = {**record, **header(kind, params)}
 
@@ -397,7 +414,11 @@ def peak_columns(adata, key: str, record: Mapping | None = None) -> dict[str, np
 
 def delete(mdata, kind: str, key: str) -> None:
     """Remove the record ``key`` of ``kind`` if present."""
-    root = _root_for_write(mdata)
+    remove(_root_for_write(mdata), kind, key)
+
+
+def remove(root: dict, kind: str, key: str) -> None:
+    """:func:`delete` from a root from :func:`open_for_write`."""
     root.get(STORES[kind], {}).pop(key, None)
 
 

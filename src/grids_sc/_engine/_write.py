@@ -47,16 +47,17 @@ def write_results(mdata, plan: Plan, results, copy: bool, params: dict, var_colu
     if var_columns is None:
         var_columns = len(plan.tasks) < records.VAR_COLUMNS_MAX_TASKS
     target = copy_of(mdata) if copy else mdata
+    root = records.open_for_write(target)  # once: each record is put into it
     new = {}
     for task, result in zip(plan.tasks, results):
         if isinstance(result, Skipped):
-            records.delete(target, "selection", task.key)
+            records.remove(root, "selection", task.key)
             record = {"name": result.name, "gene": np.asarray(result.genes, dtype=str),
                       "group": result.group, "reason": result.reason}  # fmt: skip
-            records.write(target, "skipped", task.key, record, params)
+            records.put(root, "skipped", task.key, record, params, stacklevel=4)
             continue
         record, columns = result
-        records.delete(target, "skipped", task.key)
+        records.remove(root, "skipped", task.key)
         named = named_record(record, plan.peak_names)
         if var_columns:
             new.update({f"{task.key}_{col}": v for col, v in columns.dense().items()})
@@ -65,7 +66,7 @@ def write_results(mdata, plan: Plan, results, copy: bool, params: dict, var_colu
             named["peak_scores"] = records.compact_peak_scores(
                 plan.peak_names, columns.scored, columns.score, columns.selected
             )
-        records.write(target, "selection", task.key, named, params)
+        records.put(root, "selection", task.key, named, params, stacklevel=4)
     a_atac = target.mod[plan.atac]
     columns = pd.DataFrame(new, index=a_atac.var_names)
     records.replace_var_columns(a_atac, [task.key for task in plan.tasks], columns)

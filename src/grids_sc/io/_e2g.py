@@ -33,9 +33,8 @@ def _orientation(table: pd.DataFrame, mdata: MuData, value: str) -> np.ndarray:
     """
     if value in ("score", "frequency"):
         return np.ones(len(table))
-    down = {}
-    for key in pd.unique(table["key"]):
-        down[key] = records.read_selection(mdata, str(key)).direction != "up"
+    keys = [str(k) for k in pd.unique(table["key"])]
+    down = {r.key: r.direction != "up" for r in records.read_selections(mdata, keys)}
     is_down = table["key"].map(down).to_numpy(dtype=bool)
     # closing a needed peak alone lowers the gene (alone < 0); restoring it gives the loss back
     sign = np.where(is_down, -1.0, 1.0)
