@@ -4,10 +4,12 @@ against a loop of one ``explain`` call per task, and against correlation links.
     python benchmarks/bench_throughput.py [--cells 10000] [--peaks 100000] [--genes 2000]
         [--celltypes 6] [--L 10] [--sample 12] [--threads 2] [--window auto|none|BP]
         [--max-epochs 10] [--cis-max-epochs 60] [--models loco cis] [--no-correlation]
-        [--correlation-genes N] [--workers 2]
+        [--correlation-genes N] [--workers 2] [--save PATH | --data PATH]
 
 One surrogate per ``--models`` entry (default: the package's default, ``model="loco"``) is fit
-on the simulator, then, in one run and for each surrogate:
+on the simulator (``--save`` writes the data set and its fits; a later run with ``--data``
+reads them instead of simulating and fitting again), then, in one run and for each
+surrogate:
 
 - ``batched``: one ``explain`` call over every gene and every cell type at the defaults
   (``batched=None``: the batched engine from 8 tasks on, ``batch_size=64``; ``window="auto"``,
@@ -38,6 +40,7 @@ import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 
+import mudata
 import numpy as np
 import torch
 
@@ -74,6 +77,14 @@ def main() -> None:
         "--models", nargs="+", default=["loco"],
         help="surrogates to fit and explain with, in turn (fit_surrogate's model=)",
     )  # fmt: skip
+    parser.add_argument(
+        "--data", default=None,
+        help="read the data set and its fitted surrogates from this .h5mu (written by --save "
+        "with the same sizes and models) instead of simulating and fitting",
+    )  # fmt: skip
+    parser.add_argument(
+        "--save", default=None, help="write the data set and its fits to this .h5mu after fitting"
+    )  # fmt: skip
     parser.add_argument("--no-correlation", action="store_true", help="skip correlation links")
     parser.add_argument(
         "--correlation-genes", type=int, default=None,
@@ -94,10 +105,16 @@ def main() -> None:
     grids.set_verbosity("warning") if hasattr(grids, "set_verbosity") else None
 
     t = time.perf_counter()
-    m = grids.datasets.synthetic_multiome(
-        n_cells=args.cells, n_peaks=args.peaks, n_genes=args.genes,
-        n_celltypes=args.celltypes, seed=0,
-    )  # fmt: skip
+    if args.data:
+        m = mudata.read_h5mu(args.data)
+        size = (m["rna"].n_obs, m["atac"].n_vars, m["rna"].n_vars)
+        if size != (args.cells, args.peaks, args.genes):
+            raise SystemExit(f"{args.data} holds {size} (cells, peaks, genes), not the sizes asked")
+    else:
+        m = grids.datasets.synthetic_multiome(
+            n_cells=args.cells, n_peaks=args.peaks, n_genes=args.genes,
+            n_celltypes=args.celltypes, seed=0,
+        )  # fmt: skip
     t_sim = time.perf_counter() - t
     genes = list(m["rna"].var_names)[: args.explain_genes]
     groups = sorted(m.obs["celltype"].astype(str).unique())
@@ -105,7 +122,8 @@ def main() -> None:
     print(f"data: {args.cells} cells x {args.peaks} peaks x {args.genes} genes, "
           f"{len(genes)} explained x "
           f"{len(groups)} cell types ({n_tasks} tasks), L={args.L}, window={window}, torch threads "
-          f"{torch.get_num_threads()}; simulate {t_sim:.0f} s")  # fmt: skip
+          f"{torch.get_num_threads()}; {'read' if args.data else 'simulate'} "
+          f"{t_sim:.0f} s")  # fmt: skip
     rng = np.random.default_rng(0)
     sample = [
         (genes[i // len(groups)], groups[i % len(groups)])
@@ -113,12 +131,16 @@ def main() -> None:
     ]
     rows, runs = [], {}
     for model in args.models:
-        t = time.perf_counter()
-        grids.tl.fit_surrogate(
-            m, model=model, groupby="celltype", max_epochs=args.max_epochs,
-            cis_max_epochs=args.cis_max_epochs, progress=False, key_added=f"surrogate_{model}",
-        )  # fmt: skip
-        print(f"{model}: fit {time.perf_counter() - t:.0f} s", flush=True)
+        if not args.data:
+            t = time.perf_counter()
+            grids.tl.fit_surrogate(
+                m, model=model, groupby="celltype", max_epochs=args.max_epochs,
+                cis_max_epochs=args.cis_max_epochs, progress=False,
+                key_added=f"surrogate_{model}",
+            )  # fmt: skip
+            print(f"{model}: fit {time.perf_counter() - t:.0f} s", flush=True)
+            if args.save and model == args.models[-1]:
+                m.write(args.save)
         kw = dict(groupby="celltype", progress=False, window=window, key=f"surrogate_{model}")
         t = time.perf_counter()
         batched = grids.tl.explain(m, genes, args.L, copy=True, key_added="b", **kw)

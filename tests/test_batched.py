@@ -188,6 +188,32 @@ def test_compact_storage(fits, monkeypatch):
     assert axes is not None
 
 
+def test_storing_results_checks_the_store_once(fits, monkeypatch):
+    """A call opens ``uns['grids']`` once to store its results: the checks of the whole store
+    do not grow with its tasks (they grew by two per result, quadratic in a genome-wide call),
+    and a result that replaces an earlier one under its key still warns.
+    """
+    from grids_sc import _records
+
+    calls = []
+    check = _records._needs_migration
+    monkeypatch.setattr(_records, "_needs_migration", lambda root: calls.append(1) or check(root))
+    m = fits["loco"].copy()
+    names = list(m["rna"].var_names)
+    kw = dict(L=3, groupby="celltype", n_steps=5, progress=False)
+    counts = []
+    for genes in (names[:1], names):
+        calls.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            grids.tl.explain(m, genes, copy=True, **kw)
+        counts.append(len(calls))
+    assert counts[0] == counts[1]
+    grids.tl.explain(m, names[0], groups="type0", **kw)
+    with pytest.warns(UserWarning, match="replaced the earlier selection record"):
+        grids.tl.explain(m, names[0], groups="type0", **kw)
+
+
 def test_executor_runs_batches(fits):
     """With an executor each worker call runs a whole batch; the results are the serial ones."""
     from concurrent.futures import ThreadPoolExecutor
