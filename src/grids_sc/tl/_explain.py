@@ -141,7 +141,9 @@ def explain(
         nothing is written.
     worker_threads
         Torch threads of each task in a worker process (1 avoids oversubscribing cores that
-        run one task each); ``None`` leaves the workers' setting.
+        run one task each); ``None`` leaves the workers' setting. The results are the serial
+        run's with as many torch threads; between thread counts a per-cell prediction can
+        differ in its last float32 bit (torch splits elementwise ops across threads).
     batched
         Run the (gene, group) searches of one group together (the batched engine: one
         encoder pass per group shared by its genes, their first-order scores from one sparse
