@@ -405,3 +405,33 @@ def test_pair_effects_of_a_mean_over_cells_equal_the_general_path(p):
     fast = inc._head_pair_effects(state, feats, signs, prob.objective)
     general = inc._head_pair_effects(state, feats, signs, lambda y, d=-2: prob.objective(y, d))
     torch.testing.assert_close(fast, general, rtol=0, atol=1e-6)
+
+
+def test_pair_and_window_indices_equal_a_full_scan():
+    """The index shortcuts of the heads' pair effects and window tables give what a pass over
+    every entry gives: the pairs of features both set in a row (``pairs_in_rows``, in the
+    order of a dense ``[row, a, b]`` mask), and a few genes' window pairs read as ranges of
+    the gene-sorted pairs (``CisHeads.pairs_of``).
+    """
+    from grids_sc.model import CisHeads
+    from grids_sc.model._cis_incremental import pairs_in_rows
+
+    gen = torch.Generator().manual_seed(0)
+    upper = torch.triu(torch.ones(12, 12, dtype=torch.bool), 1)
+    for density in (0.0, 0.05, 0.3, 1.0):
+        mask = torch.rand(40, 12, generator=gen) < density
+        dense = torch.nonzero(mask[:, :, None] & mask[:, None, :] & upper, as_tuple=True)
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        for got, want in zip(pairs_in_rows(mask, rows, cols), dense, strict=True):
+            assert torch.equal(got, want)
+
+    key = torch.unique(torch.randint(0, 50_000, (400,), generator=gen))
+    heads = CisHeads(50, 1000, key // 1000, key % 1000, 8)
+    for size in (1, 3, 12, 50):
+        genes = torch.randperm(50, generator=gen)[:size]
+        pos = torch.full((50,), -1, dtype=torch.long)
+        pos[genes] = torch.arange(size)
+        local = pos[heads.pair_gene]
+        keep = torch.nonzero(local >= 0).squeeze(1)
+        got_pairs, got_local = heads.pairs_of(genes)
+        assert torch.equal(got_pairs, keep) and torch.equal(got_local, local[keep])

@@ -38,6 +38,11 @@ from ._surrogate import Surrogate, SurrogateConfig
 MONOTONE_SLOPE = 3.0
 
 
+#: ``CisHeads.pairs_of``: up to this many genes, their pairs are read as ranges of the
+#: gene-sorted pairs.
+GENE_RANGES_MAX = 256
+
+
 @dataclass
 class CisConfig:
     """Architecture of the per-gene cis heads (plain values, stored with the weights).
@@ -182,11 +187,31 @@ class CisHeads(nn.Module):
                 self.pair_gene.numel(), device=self.pair_gene.device
             ), self.pair_gene
         genes = genes.to(self.pair_gene.device)
+        if len(genes) <= GENE_RANGES_MAX and len(torch.unique(genes)) == len(genes):
+            # a few genes: their pairs are ranges of the gene-sorted pairs (no pass over all)
+            ptr = self._gene_pointers()
+            start, count = ptr[genes], ptr[genes + 1] - ptr[genes]
+            local = torch.repeat_interleave(torch.arange(len(genes), device=genes.device), count)
+            first = torch.repeat_interleave(start - (torch.cumsum(count, 0) - count), count)
+            pairs = first + torch.arange(len(local), device=genes.device)
+            pairs, order = torch.sort(pairs)
+            return pairs, local[order]
         pos = torch.full((self.n_genes,), -1, dtype=torch.long, device=genes.device)
         pos[genes] = torch.arange(len(genes), device=genes.device)
         local = pos[self.pair_gene]
         keep = torch.nonzero(local >= 0).flatten()
         return keep, local[keep]
+
+    def _gene_pointers(self) -> torch.Tensor:
+        """``ptr [n_genes + 1]``: gene ``g``'s pairs are ``ptr[g]:ptr[g + 1]`` (the pairs are
+        stored sorted by gene); kept until the pair buffer changes.
+        """
+        key = (self.pair_gene.data_ptr(), self.pair_gene._version, self.pair_gene.numel())
+        cached = getattr(self, "_ptr_cache", None)
+        if cached is None or cached[0] != key:
+            genes = torch.arange(self.n_genes + 1, device=self.pair_gene.device)
+            cached = self._ptr_cache = (key, torch.searchsorted(self.pair_gene, genes))
+        return cached[1]
 
     def window_embeddings(
         self, genes: torch.Tensor

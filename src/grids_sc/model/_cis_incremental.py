@@ -257,18 +257,31 @@ class CisIncremental(EmbeddingSumIncremental):
         alone[c, a] = ((heads(c, a) - y0[c]) * weights).sum(-1)
         single = alone.sum(0) / n
         extra = torch.zeros(n_feat, n_feat, device=self.device, dtype=y0.dtype)
-        step = max(1, int(2**24 // max(1, n * n_feat)))
-        upper = torch.triu(torch.ones(n_feat, n_feat, dtype=torch.bool, device=self.device), 1)
-        for i in range(0, n_feat, step):
-            rows = slice(i, i + step)
-            both = moved[:, rows, None] & moved[:, None, :] & upper[None, rows]
-            c, a, b = torch.nonzero(both, as_tuple=True)
-            a = a + i
-            for j in range(0, len(c), PAIR_CHUNK):
-                cj, aj, bj = c[j : j + PAIR_CHUNK], a[j : j + PAIR_CHUNK], b[j : j + PAIR_CHUNK]
-                joint = ((heads(cj, aj, bj) - y0[cj]) * weights).sum(-1)
-                extra.index_put_((aj, bj), joint - alone[cj, aj] - alone[cj, bj], accumulate=True)
+        c, a, b = pairs_in_rows(moved, c, a)
+        for j in range(0, len(c), PAIR_CHUNK):
+            cj, aj, bj = c[j : j + PAIR_CHUNK], a[j : j + PAIR_CHUNK], b[j : j + PAIR_CHUNK]
+            joint = ((heads(cj, aj, bj) - y0[cj]) * weights).sum(-1)
+            extra.index_put_((aj, bj), joint - alone[cj, aj] - alone[cj, bj], accumulate=True)
         extra = (extra + extra.T) / n
         e = single[:, None] + single[None, :] + extra
         e.diagonal().copy_(single)
         return e
+
+
+def pairs_in_rows(
+    mask: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every ``(r, a, b)`` with ``a < b`` and ``mask[r, a]`` and ``mask[r, b]`` set, in the
+    order of ``torch.nonzero`` over ``[r, a, b]`` (row, then ``a``, then ``b``), from
+    ``rows, cols = torch.nonzero(mask, as_tuple=True)``: the cost grows with the pairs, not
+    with ``rows x cols x cols`` as a dense pair mask's would (on sparse ATAC a cell changes a
+    few of a window's features).
+    """
+    counts = mask.sum(1)
+    start = torch.cumsum(counts, 0) - counts  # each row's first entry
+    rank = torch.arange(len(rows), device=mask.device) - start[rows]
+    after = counts[rows] - rank - 1  # the entries of the same row after each entry
+    first = torch.repeat_interleave(torch.arange(len(rows), device=mask.device), after)
+    offset = torch.arange(len(first), device=mask.device) - (torch.cumsum(after, 0) - after)[first]
+    second = first + 1 + offset
+    return rows[first], cols[first], cols[second]

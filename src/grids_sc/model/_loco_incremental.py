@@ -64,6 +64,9 @@ class LocoIncremental(CisIncremental):
         super().__init__(module, x, genes, perturb_value, device)
         self.n_latent = module.config.n_latent
         self._encoder = self.enc
+        # the observed latent with each set of target chromosomes' blocks: shared by the
+        # evaluators of other genes of the same cells (for_genes copies share this dict)
+        self._z0_by_chroms: dict[tuple, torch.Tensor] = {}
         self._set_blocks()
 
     def _set_blocks(self) -> None:
@@ -90,6 +93,19 @@ class LocoIncremental(CisIncremental):
         other = super().for_genes(genes)
         other._set_blocks()
         return other
+
+    def _z0(self) -> torch.Tensor:
+        """As :meth:`EmbeddingSumIncremental._z0`; computed once per set of target
+        chromosomes for all the genes of these cells (a gene's blocks are its chromosome's).
+        """
+        if self._z0_value is None:
+            key = tuple(self.enc.chroms.tolist())
+            z0 = self._z0_by_chroms.get(key)
+            if z0 is None:
+                with torch.no_grad():
+                    z0 = self._z0_by_chroms[key] = self.enc.latent(self.hid0)
+            self._z0_value = z0
+        return self._z0_value
 
     def _head_state(self, z: torch.Tensor):
         """The heads' state ``(zc, slots, r)`` of the target genes from the blocked latent:
@@ -172,9 +188,14 @@ class LocoIncremental(CisIncremental):
             return super().move_expression(state, restore, perturb)
         signs = torch.cat([-torch.ones_like(restore), torch.ones_like(perturb)], 1)
         change = signs.to(state.h.dtype)[..., None] * self.columns(peaks)  # [m, q, n]
-        a0, rest = self._heads_at(state)
-        pre = a0 + torch.einsum("mqn,mqth->mnth", change, self._head_projection(peaks))
-        cis = self.module.cis
-        y_new = ((cis.act(pre) * cis.w2[self.genes]).sum(-1) + rest).clamp(min=0)
         moved = (change != 0).any(1)  # [m, n]
-        return torch.where(moved[..., None], y_new, self.expression(state))
+        y = self.expression(state).expand(len(peaks), -1, -1).clone()  # [m, n, T]
+        mi, ci = torch.nonzero(moved, as_tuple=True)  # the (move, cell) entries that change
+        if not len(mi):
+            return y
+        a0, rest = self._heads_at(state)
+        proj = self._head_projection(peaks)  # [m, q, T, H]
+        pre = a0[ci] + torch.einsum("kq,kqth->kth", change[mi, :, ci], proj[mi])
+        cis = self.module.cis
+        y[mi, ci] = ((cis.act(pre) * cis.w2[self.genes]).sum(-1) + rest[ci]).clamp(min=0)
+        return y

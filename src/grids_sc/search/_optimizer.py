@@ -111,6 +111,11 @@ class GridsOptimizer(torch.optim.Optimizer):
         if cand.numel() != n:
             raise ValueError(f"candidates mask has {cand.numel()} entries, expected {n}")
         self.candidates = cand
+        # the search runs over the candidates' positions (a gene's window: tens of features
+        # of a genome's 100,000), so a step's ranking costs O(candidates), not O(features)
+        self._cand_idx = torch.nonzero(cand).squeeze(1)
+        self._cand_pos = torch.full((n,), -1, dtype=torch.long)
+        self._cand_pos[self._cand_idx] = torch.arange(len(self._cand_idx))
         sel = params[0]
         if len(torch.unique(sel)) != len(sel):
             raise ValueError("the initial selection has duplicate indices")
@@ -140,16 +145,15 @@ class GridsOptimizer(torch.optim.Optimizer):
         if self.converged:
             return self.value
         d = yield ("first_order", sel)
-        free = self.candidates.clone()
-        free[sel.cpu()] = False
-        if not free.any():
+        d_free = self._free_scores(sel, d)
+        n_free = int(torch.isfinite(d_free).sum())
+        if not n_free:
             self.converged = True
             return self.value
-        k = min(group["n_candidates"], int(free.sum()))
-        d_free = torch.where(free, d, torch.full_like(d, float("inf")))
-        out_pos, in_idx = _ranked_swaps(sel, d, d_free, k, k)
+        k = min(group["n_candidates"], n_free)
+        out_pos, in_idx = _ranked_swaps(sel, d, d_free, self._cand_idx, k, k)
         pool, e = None, None
-        if self.moves == "pair" and len(sel) >= 2 and int(free.sum()) >= 2:
+        if self.moves == "pair" and len(sel) >= 2 and n_free >= 2:
             pool, e = yield from self._pair_table(sel, d_free)
         exact = pool is not None and self.problem.exact_pair_effects(torch.cat([pool, sel.cpu()]))
         table = (pool, e) if exact else None
@@ -174,6 +178,15 @@ class GridsOptimizer(torch.optim.Optimizer):
             self.converged = True
         self.trace.append(self.value)
         return self.value
+
+    def _free_scores(self, sel: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """The first-order scores ``d`` of the candidates, in candidate order, with ``inf``
+        for those already selected (the features that can come in).
+        """
+        d_free = d[self._cand_idx].clone()
+        pos = self._cand_pos[sel.cpu()]
+        d_free[pos[pos >= 0]] = float("inf")
+        return d_free
 
     def _single_values(self, sel, out_pos, in_idx, table):
         """The objective after each single swap (``[m, 1]`` positions and features): read
@@ -205,7 +218,9 @@ class GridsOptimizer(torch.optim.Optimizer):
         most = min(self.depth * k, n_free * len(sel))
         if most <= k:
             return out_pos, in_idx, vals
-        ranked_out, ranked_in = _ranked_swaps(sel, d, d_free, min(most, n_free), most)
+        ranked_out, ranked_in = _ranked_swaps(
+            sel, d, d_free, self._cand_idx, min(most, n_free), most
+        )
         for start in range(k, most, k):
             o, i = ranked_out[start : start + k], ranked_in[start : start + k]
             v = yield from self._single_values(sel, o, i, table)
@@ -220,14 +235,18 @@ class GridsOptimizer(torch.optim.Optimizer):
         problem models (e.g. a gene's window peaks), filled up to ``pair_pool`` with the best
         first-order ones. A request generator (see :meth:`step_requests`).
         """
-        free = torch.isfinite(d_free)
+        free = torch.isfinite(d_free)  # over the candidates (d_free: _free_scores)
         hint = self.problem.interacting_features().cpu()
-        hint = hint[free[hint]] if len(hint) else hint
+        hint_pos = self._cand_pos[hint] if len(hint) else hint
+        keep = hint_pos >= 0
+        keep[keep.clone()] = free[hint_pos[keep]]
+        hint, hint_pos = hint[keep], hint_pos[keep]
         n_fill = max(0, self.pair_pool - len(hint))
         fill = d_free.clone()
-        fill[hint] = float("inf")
+        fill[hint_pos] = float("inf")
         n_fill = min(n_fill, int(torch.isfinite(fill).sum()))
-        pool = torch.cat([hint, torch.topk(fill, n_fill, largest=False).indices])
+        top = torch.topk(fill, n_fill, largest=False).indices
+        pool = torch.cat([hint, self._cand_idx[top]])
         if len(pool) < 2:
             return None, None
         feats = torch.cat([pool, sel.cpu()])
@@ -266,12 +285,18 @@ def _pair_moves(pool: torch.Tensor, e: torch.Tensor, n_sel: int, n_moves: int):
 
 
 def _ranked_swaps(
-    sel: torch.Tensor, d: torch.Tensor, d_free: torch.Tensor, width: int, n: int
+    sel: torch.Tensor,
+    d: torch.Tensor,
+    d_free: torch.Tensor,
+    features: torch.Tensor,
+    width: int,
+    n: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``n`` best single swaps by ``T[i, j] = d_j - d_{r_i}`` over the ``width`` best free
-    features, as ``[n, 1]`` positions in ``sel`` and incoming features.
+    features (``d_free``: the scores of ``features``, ``inf`` where one cannot come in), as
+    ``[n, 1]`` positions in ``sel`` and incoming features.
     """
-    incoming = torch.topk(d_free, width, largest=False).indices  # best features to add
+    incoming = features[torch.topk(d_free, width, largest=False).indices]  # best to add
     trans = d[incoming][None, :] - d[sel.cpu()][:, None]  # T[i, j] for the shortlisted j
     flat = torch.topk(trans.flatten(), min(n, trans.numel()), largest=False).indices
     return (flat // width)[:, None], incoming[flat % width][:, None]
@@ -289,11 +314,11 @@ def initial_selection(
     """Top-``size`` candidates by first-order score (lowest ``d``); with ``rng``, a random
     ``size`` of the top ``4 * size`` (for restarts).
     """
-    d = torch.where(candidates.cpu(), d.cpu(), torch.full_like(d.cpu(), float("inf")))
-    n_cand = int(candidates.sum())
+    idx = torch.nonzero(candidates.cpu()).squeeze(1)
+    d = d.cpu()[idx]
     if rng is None:
-        return torch.topk(d, size, largest=False).indices.clone()
-    pool = torch.topk(d, min(n_cand, 4 * size), largest=False).indices.numpy()
+        return idx[torch.topk(d, size, largest=False).indices]
+    pool = idx[torch.topk(d, min(len(idx), 4 * size), largest=False).indices].numpy()
     return torch.from_numpy(np.sort(rng.choice(pool, size, replace=False))).long()
 
 
