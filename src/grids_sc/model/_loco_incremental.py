@@ -188,14 +188,9 @@ class LocoIncremental(CisIncremental):
             return super().move_expression(state, restore, perturb)
         signs = torch.cat([-torch.ones_like(restore), torch.ones_like(perturb)], 1)
         change = signs.to(state.h.dtype)[..., None] * self.columns(peaks)  # [m, q, n]
-        moved = (change != 0).any(1)  # [m, n]
-        y = self.expression(state).expand(len(peaks), -1, -1).clone()  # [m, n, T]
-        mi, ci = torch.nonzero(moved, as_tuple=True)  # the (move, cell) entries that change
-        if not len(mi):
-            return y
         a0, rest = self._heads_at(state)
-        proj = self._head_projection(peaks)  # [m, q, T, H]
-        pre = a0[ci] + torch.einsum("kq,kqth->kth", change[mi, :, ci], proj[mi])
+        pre = a0 + torch.einsum("mqn,mqth->mnth", change, self._head_projection(peaks))
         cis = self.module.cis
-        y[mi, ci] = ((cis.act(pre) * cis.w2[self.genes]).sum(-1) + rest[ci]).clamp(min=0)
-        return y
+        y_new = ((cis.act(pre) * cis.w2[self.genes]).sum(-1) + rest).clamp(min=0)
+        moved = (change != 0).any(1)  # [m, n]
+        return torch.where(moved[..., None], y_new, self.expression(state))
