@@ -147,8 +147,12 @@ def check_not_view(mdata) -> None:
         )
 
 
-def _root_for_write(mdata) -> dict:
-    """``mdata.uns['grids']`` migrated to format 2, made if absent (``mdata`` not a view)."""
+def open_for_write(mdata) -> dict:
+    """``mdata.uns['grids']`` migrated to format 2, made if absent (``mdata`` not a view),
+    ready for many :func:`put` and :func:`remove` calls: checking it walks every stored
+    record, so a call storing thousands of results opens it once (:func:`write` and
+    :func:`delete` open it on every call).
+    """
     check_not_view(mdata)
     uns = mdata.uns
     root = uns.get(ROOT)
@@ -160,7 +164,7 @@ def _root_for_write(mdata) -> dict:
 def upgrade(mdata) -> None:
     """Migrate ``mdata.uns['grids']`` to the current format in place (before writing it)."""
     if isinstance(mdata.uns.get(ROOT), Mapping):
-        _root_for_write(mdata)
+        open_for_write(mdata)
 
 
 def _root_for_read(mdata) -> Mapping:
@@ -306,15 +310,7 @@ def header(kind: str, params: Mapping) -> dict:
 
 def write(mdata, kind: str, key: str, record: Mapping, params: Mapping) -> None:
     """Store ``record`` (with its header) as ``key`` of ``kind``; warn when it replaces one."""
-    put(_root_for_write(mdata), kind, key, record, params, stacklevel=4)
-
-
-def open_for_write(mdata) -> dict:
-    """``mdata.uns['grids']`` ready for many :func:`put` and :func:`remove` calls: migrated
-    and checked once (:func:`write` and :func:`delete` check it on every call, which walks
-    every stored record: a call storing thousands of results opens the root once instead).
-    """
-    return _root_for_write(mdata)
+    put(open_for_write(mdata), kind, key, record, params, stacklevel=4)
 
 
 def put(root: dict, kind: str, key: str, record: Mapping, params: Mapping, stacklevel=3) -> None:
@@ -414,7 +410,7 @@ def peak_columns(adata, key: str, record: Mapping | None = None) -> dict[str, np
 
 def delete(mdata, kind: str, key: str) -> None:
     """Remove the record ``key`` of ``kind`` if present."""
-    remove(_root_for_write(mdata), kind, key)
+    remove(open_for_write(mdata), kind, key)
 
 
 def remove(root: dict, kind: str, key: str) -> None:
