@@ -120,3 +120,13 @@ def by_peak_rows(xc: sp.csc_matrix, col_chrom: np.ndarray, n_chrom: int) -> torc
     col = np.repeat(np.arange(xc.shape[1], dtype=np.int64), np.diff(xc.indptr))
     bag = xc.indices.astype(np.int64) * n_chrom + np.asarray(col_chrom)[col]
     return csr_tensor(xc.indptr, bag, xc.data, (xc.shape[1], xc.shape[0] * n_chrom))
+
+
+def expand_ranges(start: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The indices ``start[i], ..., start[i] + count[i] - 1`` of every range ``i``, in order,
+    and the range each comes from: ``(owner, index)``, both of length ``count.sum()``.
+    """
+    owner = torch.repeat_interleave(torch.arange(len(count), device=count.device), count)
+    offset = torch.cumsum(count, 0) - count  # each range's first position in the output
+    index = start[owner] + torch.arange(len(owner), device=count.device) - offset[owner]
+    return owner, index

@@ -30,17 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._batch import AtacBatch
+from ._batch import AtacBatch, expand_ranges
 from ._cis_incremental import CisIncremental
 from ._surrogate import Surrogate, SurrogateConfig
 
 #: Monotone heads: the slope of the hidden activation ``tanh(MONOTONE_SLOPE * a)``.
 MONOTONE_SLOPE = 3.0
-
-
-#: ``CisHeads.pairs_of``: up to this many genes, their pairs are read as ranges of the
-#: gene-sorted pairs.
-GENE_RANGES_MAX = 256
 
 
 @dataclass
@@ -187,13 +182,10 @@ class CisHeads(nn.Module):
                 self.pair_gene.numel(), device=self.pair_gene.device
             ), self.pair_gene
         genes = genes.to(self.pair_gene.device)
-        if len(genes) <= GENE_RANGES_MAX and len(torch.unique(genes)) == len(genes):
-            # a few genes: their pairs are ranges of the gene-sorted pairs (no pass over all)
+        if len(torch.unique(genes)) == len(genes):
+            # each gene's pairs are a range of the gene-sorted pairs (no pass over all pairs)
             ptr = self._gene_pointers()
-            start, count = ptr[genes], ptr[genes + 1] - ptr[genes]
-            local = torch.repeat_interleave(torch.arange(len(genes), device=genes.device), count)
-            first = torch.repeat_interleave(start - (torch.cumsum(count, 0) - count), count)
-            pairs = first + torch.arange(len(local), device=genes.device)
+            local, pairs = expand_ranges(ptr[genes], ptr[genes + 1] - ptr[genes])
             pairs, order = torch.sort(pairs)
             return pairs, local[order]
         pos = torch.full((self.n_genes,), -1, dtype=torch.long, device=genes.device)
@@ -240,11 +232,9 @@ class CisHeads(nn.Module):
         hit = torch.nonzero(count).flatten()
         if not hit.numel():
             return s.clone()
-        reps = count[hit]
-        entry = torch.repeat_interleave(hit, reps)
-        first = torch.repeat_interleave(torch.cumsum(reps, 0) - reps, reps)
-        within = torch.arange(entry.numel(), device=dev) - first
-        pair_sel = order[start[entry] + within]  # position within `pairs`
+        owner, at = expand_ranges(start[hit], count[hit])
+        entry = hit[owner]
+        pair_sel = order[at]  # position within `pairs`
         rows = batch.rows[entry]
         vals = torch.index_select(self.emb, 0, pairs[pair_sel]) * batch.weights[entry].unsqueeze(-1)
         flat = torch.zeros(batch.n_cells * n_out, s.shape[-1], dtype=vals.dtype, device=dev)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import scipy.sparse as sp
 import torch
 
-from ._batch import csr_tensor
+from ._batch import csr_tensor, expand_ranges
 from ._incremental import Objective
 from ._incremental_sum import EmbeddingSumIncremental, EmbeddingSumState
 
@@ -278,10 +278,8 @@ def pairs_in_rows(
     few of a window's features).
     """
     counts = mask.sum(1)
-    start = torch.cumsum(counts, 0) - counts  # each row's first entry
-    rank = torch.arange(len(rows), device=mask.device) - start[rows]
-    after = counts[rows] - rank - 1  # the entries of the same row after each entry
-    first = torch.repeat_interleave(torch.arange(len(rows), device=mask.device), after)
-    offset = torch.arange(len(first), device=mask.device) - (torch.cumsum(after, 0) - after)[first]
-    second = first + 1 + offset
+    end = torch.cumsum(counts, 0)[rows]  # past the last entry of each entry's row
+    entry = torch.arange(len(rows), device=mask.device)
+    # each entry pairs with the entries after it in its row
+    first, second = expand_ranges(entry + 1, end - entry - 1)
     return rows[first], cols[first], cols[second]

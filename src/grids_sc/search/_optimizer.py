@@ -237,9 +237,8 @@ class GridsOptimizer(torch.optim.Optimizer):
         """
         free = torch.isfinite(d_free)  # over the candidates (d_free: _free_scores)
         hint = self.problem.interacting_features().cpu()
-        hint_pos = self._cand_pos[hint] if len(hint) else hint
-        keep = hint_pos >= 0
-        keep[keep.clone()] = free[hint_pos[keep]]
+        hint_pos = self._cand_pos[hint]
+        keep = torch.cat([free, free.new_zeros(1)])[hint_pos]  # position -1: not a candidate
         hint, hint_pos = hint[keep], hint_pos[keep]
         n_fill = max(0, self.pair_pool - len(hint))
         fill = d_free.clone()
