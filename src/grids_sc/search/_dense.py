@@ -65,6 +65,19 @@ class DenseModelProblem(SubsetProblem):
             (g,) = torch.autograd.grad(self.score(xs).mean(), xs)
         return (g * (self.p - self.x)).sum(0).detach()  # g already carries the 1 / n
 
+    def movable(self, features: torch.Tensor) -> torch.Tensor:
+        """Whether each of ``features`` differs from ``perturb_value`` in some sample."""
+        return (self.x[:, features.long()] != self.p).any(0).cpu()
+
+    def tie_scores(self) -> torch.Tensor:
+        """``(2p - 1) sum_n dscore/dx_nj`` at the observed inputs (the signed saliency; see
+        :meth:`SubsetProblem.tie_scores`).
+        """
+        xs = self.x.clone().requires_grad_(True)
+        with torch.enable_grad():
+            (g,) = torch.autograd.grad(self.score(xs).mean(), xs)
+        return ((2.0 * self.p - 1.0) * g.sum(0)).detach().cpu()
+
     @torch.no_grad()
     def add_values(self, selection, incoming) -> torch.Tensor:
         """Exact mean score with each incoming feature added (a move that restores nothing)."""

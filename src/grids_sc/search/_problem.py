@@ -24,6 +24,8 @@ import torch
 from ..model import IncrementalModel, IncrementalSurrogate
 from ..model._incremental import additive_pair_effects
 
+MOVABLE_CHUNK = 1024  # peaks whose dense columns :meth:`EmbeddingSumProblem.movable` reads at once
+
 
 class SubsetProblem(ABC):
     """Interface of a subset-selection problem (minimise :meth:`value` over selections)."""
@@ -81,6 +83,20 @@ class SubsetProblem(ABC):
     def interacting_features(self) -> torch.Tensor:
         """Features whose interactions :meth:`pair_effects` models (candidates for pairs)."""
         return torch.zeros(0, dtype=torch.long)
+
+    def movable(self, features: torch.Tensor) -> torch.Tensor:
+        """Whether perturbing each of ``features`` changes any sample (bool, CPU). A feature
+        already at the perturbed value everywhere moves nothing, so the objective cannot see
+        it; ``True`` for all by default (the search then never refills such slots).
+        """
+        return torch.ones(len(features), dtype=torch.bool)
+
+    def tie_scores(self) -> torch.Tensor:
+        """``[n_features]`` scores (lower: better) that order features the objective cannot
+        tell apart, those that are not :meth:`movable`: the first-order change of perturbing
+        each from the other value, where it could move. Zeros by default (no order).
+        """
+        return torch.zeros(self.n_features)
 
     def exact_pair_effects(self, features: torch.Tensor) -> bool:
         """Whether :meth:`pair_effects` of ``features`` is exact at any selection among them
@@ -218,6 +234,31 @@ class EmbeddingSumProblem(SubsetProblem):
     def first_order(self, selection: torch.Tensor) -> torch.Tensor:
         """First-order change ``d_j`` of perturbing each peak from its original state."""
         return self.model.first_order(self._state(selection), self.objective)
+
+    def movable(self, features: torch.Tensor) -> torch.Tensor:
+        """Whether each of ``features`` is not already at the perturbed value in every cell
+        (closing: open in some cell; opening: closed in some cell).
+        """
+        idx = np.asarray(torch.as_tensor(features).cpu(), dtype=np.int64)
+        x = getattr(self.model, "x", None)
+        if sp.issparse(x) and self.p in (0.0, 1.0):  # binary: the column counts say it
+            counts = np.diff(sp.csc_matrix(x).indptr)[idx]
+            return torch.from_numpy(counts > 0 if self.p == 0.0 else counts < x.shape[0])
+        out = torch.zeros(len(idx), dtype=torch.bool)
+        for s in range(0, len(idx), MOVABLE_CHUNK):  # dense columns, a chunk at a time
+            part = torch.from_numpy(idx[s : s + MOVABLE_CHUNK]).to(self.device)
+            out[s : s + MOVABLE_CHUNK] = (self.model.columns(part) != 0).any(-1).cpu()
+        return out
+
+    def tie_scores(self) -> torch.Tensor:
+        """``(2p - 1) g_j`` (:meth:`input_gradient`, which carries the objective's sign): the
+        first-order change of the objective from moving each peak from the other value to
+        ``p`` in every cell. A peak closed in every search cell cannot move them when
+        closing, but where it is open (held-out cells) closing it acts about as its gradient
+        says; a search fills the slots that no search cell can tell apart with the best of
+        these (vanilla saliency, signed).
+        """
+        return ((2.0 * self.p - 1.0) * self.input_gradient()).cpu()
 
     def input_gradient(self) -> torch.Tensor:
         """``g_j = sum_c dObjective/dx_cj`` at the observed states, for every peak.

@@ -12,6 +12,7 @@ from ._optimizer import GridsOptimizer, answer_all, greedy_requests, initial_sel
 from ._problem import SubsetProblem
 
 INITS = ("first_order", "greedy")  # starts the search builds itself
+TIE_TOL = 1e-7  # first-order scores and objective changes this close to 0 count as ties
 
 Start = str | np.ndarray | torch.Tensor  # a name of INITS or a selection to start from
 
@@ -171,7 +172,13 @@ def search_requests(
     best = int(np.argmin(scores))
     chosen = torch.from_numpy(sels[best])
     d_final = (yield ("first_order", chosen)).numpy()
+    tie = None
+    refill = yield from _refill_requests(sels[best], d_final, cand, traces[best][-1])
+    if refill is not None:
+        sels[best], tie = refill
     order = np.argsort(d_final[sels[best]], kind="stable")
+    if tie is not None:  # slots no search cell tells apart: in the order of their tie scores
+        order = np.lexsort((tie[sels[best]], d_final[sels[best]]))
     freq = np.zeros(n, dtype=np.float64)
     for s in sels:
         freq[s] += 1.0 / n_runs
@@ -185,6 +192,46 @@ def search_requests(
         best_restart=best,
         steps=steps,
     )
+
+
+def _refill_requests(selection: np.ndarray, d: np.ndarray, candidates: torch.Tensor, value):
+    """Refill the selected slots that the search's cells cannot tell apart (a request
+    generator, as :func:`search_requests`).
+
+    A selected feature that is not :meth:`~SubsetProblem.movable` (closing: closed in every
+    search cell) adds nothing to the objective, and neither would any other such candidate:
+    every choice of them ties, and the search keeps whichever the first-order start put
+    there. They are replaced by the best of all such candidates by
+    :meth:`~SubsetProblem.tie_scores` (where they are open, e.g. in held-out cells, closing
+    them moves the gene as their gradient says), checked to leave the objective as it was.
+    Returns ``(selection, tie scores)``, or ``None`` when no slot is refilled.
+    """
+    sel = torch.from_numpy(selection)
+    tol = TIE_TOL * max(1.0, abs(float(value)))
+    flat = np.flatnonzero(np.abs(d[selection]) <= tol)  # NaN (a score not asked for): no
+    if not len(flat):
+        return None
+    still = ~(yield ("movable", sel[flat]))
+    slots = flat[still.numpy()]
+    if not len(slots):
+        return None
+    free = candidates.clone()
+    free[sel] = False
+    near = torch.from_numpy(np.abs(np.nan_to_num(d, nan=np.inf)) <= tol)
+    pool = torch.nonzero(free & near).squeeze(1)
+    if len(pool):
+        pool = pool[~(yield ("movable", pool))]
+    tie = (yield ("tie_scores",)).numpy()
+    # the selected ones first, so that among equal scores they stay
+    options = np.concatenate([selection[slots], pool.numpy()])
+    pick = options[np.argsort(tie[options], kind="stable")[: len(slots)]]
+    if set(pick.tolist()) == set(selection[slots].tolist()):
+        return selection, tie
+    new = selection.copy()
+    new[slots] = np.sort(pick)
+    if (yield ("value", torch.from_numpy(new))) > value + TIE_TOL:
+        return selection, tie  # not a tie after all (float rounding): keep the search's
+    return new, tie
 
 
 def check_starts(init, candidates: torch.Tensor, size: int) -> list:
