@@ -67,7 +67,10 @@ def explain(
     (``perturb="close"``) or opened (``"open"``), by gradient-guided coordinate descent over
     the index set (:class:`grids_sc.search.GridsOptimizer`). The group's cells are split
     70/10/20 into search, validation and test cells; the search uses the first, restarts are
-    ranked on the second, and the effect is reported on the held-out test cells.
+    ranked on the second, and the effect is reported on the held-out test cells. Selected
+    peaks that no search cell can move (closing: closed in every one of them) tie on the
+    objective; they are the candidates of that kind with the best signed saliency, which
+    says how they act where they are open (held-out cells; see :ref:`dead-slots`).
 
     Parameters
     ----------
