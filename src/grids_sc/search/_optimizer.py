@@ -12,9 +12,10 @@ def answer(problem: SubsetProblem, request: tuple, validation: SubsetProblem | N
     """The answer of ``problem`` to one request of a search (tensors on the CPU).
 
     A search asks ``("first_order", selection)``, ``("move_values", selection, out_pos,
-    incoming)``, ``("pair_effects", selection, features, signs)``, ``("value", selection)``
-    or ``("add_values", selection, incoming)``: the :class:`SubsetProblem` method of that
-    name; ``("validation_value", selection)`` is ``validation.value``.
+    incoming)``, ``("pair_effects", selection, features, signs)``, ``("value", selection)``,
+    ``("add_values", selection, incoming)``, ``("movable", features)`` or
+    ``("tie_scores",)``: the :class:`SubsetProblem` method of that name;
+    ``("validation_value", selection)`` is ``validation.value``.
     """
     kind, *args = request
     if kind == "value":
