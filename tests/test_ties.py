@@ -48,6 +48,10 @@ def test_movable_and_tie_scores_of_the_surrogate_problem(fitted, perturb):
     dense = x.toarray()
     assert np.array_equal(moves, (dense != perturb).any(0))
     assert moves[10:20].all() and not moves[20:30].any()
+    # the interface's default (dense columns, a chunk at a time) says the same
+    from grids_sc.model import IncrementalSurrogate
+
+    assert np.array_equal(IncrementalSurrogate.movable(prob.model, feats).cpu().numpy(), moves)
     g = prob.input_gradient().cpu()
     assert torch.allclose(prob.tie_scores(), (2 * perturb - 1) * g)
 

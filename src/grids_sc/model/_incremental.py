@@ -29,6 +29,7 @@ import scipy.sparse as sp
 import torch
 
 State = Any  # what an IncrementalSurrogate keeps for a batch of cells (opaque to the search)
+MOVABLE_CHUNK = 1024  # peaks whose dense columns IncrementalSurrogate.movable reads at once
 
 
 class Objective(Protocol):
@@ -128,6 +129,17 @@ class IncrementalSurrogate(ABC):
         """``[..., n_cells]``: the change ``p - x_cj`` of setting each peak of ``peaks``
         (any shape) to ``p`` in each cell.
         """
+
+    def movable(self, peaks: torch.Tensor) -> torch.Tensor:
+        """Whether setting each of ``peaks`` to ``p`` changes any cell (bool, on
+        :attr:`device`): from :meth:`columns`, :data:`MOVABLE_CHUNK` peaks at a time; a
+        surrogate that holds the cells' accessibility sparse may read it from there.
+        """
+        out = torch.zeros(len(peaks), dtype=torch.bool, device=self.device)
+        for s in range(0, len(peaks), MOVABLE_CHUNK):
+            part = peaks[s : s + MOVABLE_CHUNK].to(self.device)
+            out[s : s + MOVABLE_CHUNK] = (self.columns(part) != 0).any(-1)
+        return out
 
     def for_genes(self, genes: np.ndarray | torch.Tensor) -> IncrementalSurrogate | None:
         """The evaluator of the same cells for other target ``genes``, sharing what does not

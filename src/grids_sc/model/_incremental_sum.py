@@ -207,6 +207,16 @@ class EmbeddingSumIncremental(IncrementalSurrogate):
         cols = torch.from_numpy(self.p - dense).to(self.device)
         return cols.reshape(*peaks.shape, self.n_cells)
 
+    def movable(self, peaks: torch.Tensor) -> torch.Tensor:
+        """As :meth:`IncrementalSurrogate.movable`; for binary accessibility and ``p`` 0 or 1
+        from the number of cells each peak is open in (closing: some; opening: not all).
+        """
+        if self.p not in (0.0, 1.0):
+            return super().movable(peaks)
+        counts = np.diff(self.x.indptr)[np.asarray(peaks.cpu(), dtype=np.int64)]
+        moves = counts > 0 if self.p == 0.0 else counts < self.n_cells
+        return torch.from_numpy(moves).to(self.device)
+
     def initial(self) -> EmbeddingSumState:
         """The state at the observed accessibility (one object, kept: the search and the
         record ask for it many times).

@@ -58,12 +58,16 @@ class DenseModelProblem(SubsetProblem):
         """Mean score with the selected features perturbed."""
         return float(self.score(self._perturbed(selection)).mean())
 
-    def first_order(self, selection: torch.Tensor) -> torch.Tensor:
-        """``d_j = mean_c dscore/dx_cj (p - x_cj)`` at the current selection."""
-        xs = self._perturbed(selection).requires_grad_(True)
+    def _gradient(self, xs: torch.Tensor) -> torch.Tensor:
+        """``dscore_mean/dx`` ``[n_samples, n_features]`` at inputs ``xs`` (carries the 1/n)."""
+        xs = xs.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             (g,) = torch.autograd.grad(self.score(xs).mean(), xs)
-        return (g * (self.p - self.x)).sum(0).detach()  # g already carries the 1 / n
+        return g.detach()
+
+    def first_order(self, selection: torch.Tensor) -> torch.Tensor:
+        """``d_j = mean_c dscore/dx_cj (p - x_cj)`` at the current selection."""
+        return (self._gradient(self._perturbed(selection)) * (self.p - self.x)).sum(0)
 
     def movable(self, features: torch.Tensor) -> torch.Tensor:
         """Whether each of ``features`` differs from ``perturb_value`` in some sample."""
@@ -73,10 +77,7 @@ class DenseModelProblem(SubsetProblem):
         """``(2p - 1) sum_n dscore/dx_nj`` at the observed inputs (the signed saliency; see
         :meth:`SubsetProblem.tie_scores`).
         """
-        xs = self.x.clone().requires_grad_(True)
-        with torch.enable_grad():
-            (g,) = torch.autograd.grad(self.score(xs).mean(), xs)
-        return ((2.0 * self.p - 1.0) * g.sum(0)).detach().cpu()
+        return ((2.0 * self.p - 1.0) * self._gradient(self.x).sum(0)).cpu()
 
     @torch.no_grad()
     def add_values(self, selection, incoming) -> torch.Tensor:

@@ -24,8 +24,6 @@ import torch
 from ..model import IncrementalModel, IncrementalSurrogate
 from ..model._incremental import additive_pair_effects
 
-MOVABLE_CHUNK = 1024  # peaks whose dense columns :meth:`EmbeddingSumProblem.movable` reads at once
-
 
 class SubsetProblem(ABC):
     """Interface of a subset-selection problem (minimise :meth:`value` over selections)."""
@@ -239,16 +237,8 @@ class EmbeddingSumProblem(SubsetProblem):
         """Whether each of ``features`` is not already at the perturbed value in every cell
         (closing: open in some cell; opening: closed in some cell).
         """
-        idx = np.asarray(torch.as_tensor(features).cpu(), dtype=np.int64)
-        x = getattr(self.model, "x", None)
-        if sp.issparse(x) and self.p in (0.0, 1.0):  # binary: the column counts say it
-            counts = np.diff(sp.csc_matrix(x).indptr)[idx]
-            return torch.from_numpy(counts > 0 if self.p == 0.0 else counts < x.shape[0])
-        out = torch.zeros(len(idx), dtype=torch.bool)
-        for s in range(0, len(idx), MOVABLE_CHUNK):  # dense columns, a chunk at a time
-            part = torch.from_numpy(idx[s : s + MOVABLE_CHUNK]).to(self.device)
-            out[s : s + MOVABLE_CHUNK] = (self.model.columns(part) != 0).any(-1).cpu()
-        return out
+        idx = torch.as_tensor(features, dtype=torch.long)
+        return self.model.movable(idx.to(self.device)).cpu()
 
     def tie_scores(self) -> torch.Tensor:
         """``(2p - 1) g_j`` (:meth:`input_gradient`, which carries the objective's sign): the

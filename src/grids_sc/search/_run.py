@@ -176,9 +176,11 @@ def search_requests(
     refill = yield from _refill_requests(sels[best], d_final, cand, traces[best][-1])
     if refill is not None:
         sels[best], tie = refill
-    order = np.argsort(d_final[sels[best]], kind="stable")
-    if tie is not None:  # slots no search cell tells apart: in the order of their tie scores
-        order = np.lexsort((tie[sels[best]], d_final[sels[best]]))
+    d_sel = d_final[sels[best]]
+    if tie is None:
+        order = np.argsort(d_sel, kind="stable")
+    else:  # slots no search cell tells apart come in the order of their tie scores
+        order = np.lexsort((tie[sels[best]], d_sel))
     freq = np.zeros(n, dtype=np.float64)
     for s in sels:
         freq[s] += 1.0 / n_runs
@@ -206,24 +208,23 @@ def _refill_requests(selection: np.ndarray, d: np.ndarray, candidates: torch.Ten
     them moves the gene as their gradient says), checked to leave the objective as it was.
     Returns ``(selection, tie scores)``, or ``None`` when no slot is refilled.
     """
-    sel = torch.from_numpy(selection)
     tol = TIE_TOL * max(1.0, abs(float(value)))
     flat = np.flatnonzero(np.abs(d[selection]) <= tol)  # NaN (a score not asked for): no
     if not len(flat):
         return None
-    still = ~(yield ("movable", sel[flat]))
-    slots = flat[still.numpy()]
+    # the free candidates that may be unmovable too (their first-order score is 0 as well)
+    free = candidates.clone()
+    free[torch.from_numpy(selection)] = False
+    near = torch.from_numpy(np.abs(np.nan_to_num(d, nan=np.inf)) <= tol)
+    pool = torch.nonzero(free & near).squeeze(1).numpy()
+    asked = np.concatenate([selection[flat], pool])
+    dead = ~(yield ("movable", torch.from_numpy(asked))).numpy()
+    slots, pool = flat[dead[: len(flat)]], pool[dead[len(flat) :]]
     if not len(slots):
         return None
-    free = candidates.clone()
-    free[sel] = False
-    near = torch.from_numpy(np.abs(np.nan_to_num(d, nan=np.inf)) <= tol)
-    pool = torch.nonzero(free & near).squeeze(1)
-    if len(pool):
-        pool = pool[~(yield ("movable", pool))]
     tie = (yield ("tie_scores",)).numpy()
     # the selected ones first, so that among equal scores they stay
-    options = np.concatenate([selection[slots], pool.numpy()])
+    options = np.concatenate([selection[slots], pool])
     pick = options[np.argsort(tie[options], kind="stable")[: len(slots)]]
     if set(pick.tolist()) == set(selection[slots].tolist()):
         return selection, tie
