@@ -34,6 +34,7 @@ from ._progress import check_progress, run_bar, step_reporter
 from ._selection import delta_stats, explain_task, problems, selection_record
 from ._settings import (
     DIRECTION,
+    MIN_MOVE_Z,
     MODELS,
     MOVES,
     PERTURB,
@@ -60,6 +61,7 @@ __all__ = [
     "EXPENSIVE",
     "INIT_NAMES",
     "MIN_GROUP_CELLS",
+    "MIN_MOVE_Z",
     "MODELS",
     "MOVES",
     "PERTURB",

@@ -157,6 +157,7 @@ def explain_batch(module, rows, batch: TaskBatch, settings: SelectionSettings, d
         restarts=settings.restarts,
         seed=settings.seed,
         moves=settings.moves,
+        min_z=settings.min_move_z,
         inits=[search_starts(settings, probs[t]["train"], batch.tasks[t]) for t in live],
     )
     if hasattr(progress, "close"):

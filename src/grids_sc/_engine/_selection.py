@@ -208,6 +208,7 @@ def search_task(
         seed=settings.seed,
         validation=probs.get("validation"),
         moves=settings.moves,
+        min_z=settings.min_move_z,
         init=search_starts(settings, probs["train"], task),
         on_step=on_step(task, settings, progress),
     )
@@ -224,7 +225,7 @@ def search_record(task: Task, res, cells: dict, probs: dict, settings: Selection
     sel = torch.from_numpy(res.selection)
     sign = settings.sign
     d_final = probs["train"].first_order(sel).cpu().numpy()
-    score = np.where(mask, -d_final, np.nan)
+    score = np.where(mask, -d_final, np.nan) + 0.0  # no -0.0 for peaks that move nothing
     width = max(len(t) for t in res.traces)
     traces = np.full((len(res.traces), width), np.nan)
     for i, t in enumerate(res.traces):

@@ -18,6 +18,7 @@ MODELS: tuple[str, ...] = get_args(Model)  # fit_surrogate(model=)
 PERTURB: dict[str, float] = {"close": 0.0, "open": 1.0}  # the value a perturbed peak is set to
 DIRECTION: dict[str, float] = {"down": 1.0, "up": -1.0}  # the sign of the objective
 MOVES: tuple[str, ...] = get_args(Moves)
+MIN_MOVE_Z = 1.0  # explain(min_move_z=): a kept move's gain, in standard errors over the cells
 assert set(PERTURB) == set(get_args(Perturb)) and set(DIRECTION) == set(get_args(Direction))
 
 
@@ -44,7 +45,7 @@ class SelectionSettings:
         Key of the surrogate used.
     L, perturb, direction, window, split_seed, seed, groupby
         As in :func:`grids_sc.tl.explain` (``window``/``groupby``: ``None`` when unused).
-    n_candidates, n_steps, restarts, moves, init
+    n_candidates, n_steps, restarts, moves, init, min_move_z
         The search's settings (``method="grids"``; ``init``: the starts' names joined by
         ``"+"``).
     max_features, options
@@ -65,6 +66,7 @@ class SelectionSettings:
     restarts: int = 1
     moves: Moves = "pair"
     init: str = "first_order"
+    min_move_z: float = MIN_MOVE_Z
     max_features: int = 2000
     options: dict = field(default_factory=dict)
 
@@ -136,6 +138,7 @@ class SelectionSettings:
                 restarts=int(self.restarts),
                 moves=self.moves,
                 init=self.init,
+                min_move_z=float(self.min_move_z),
             )
         else:
             out.update(

@@ -91,7 +91,7 @@ def run_searches(
         :class:`BatchAnswers`.
     **options
         ``n_candidates``, ``n_steps``, ``restarts``, ``seed``, ``moves``, ``pair_pool``,
-        ``init`` as :func:`~grids_sc.search.run_search` takes them.
+        ``init``, ``min_z`` as :func:`~grids_sc.search.run_search` takes them.
     """
     n = len(problems)
     validations = list(validations) if validations is not None else [None] * n

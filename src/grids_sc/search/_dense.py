@@ -58,6 +58,13 @@ class DenseModelProblem(SubsetProblem):
         """Mean score with the selected features perturbed."""
         return float(self.score(self._perturbed(selection)).mean())
 
+    @torch.no_grad()
+    def cell_values(self, selection: torch.Tensor) -> torch.Tensor:
+        """Each sample's score with the selected features perturbed (their mean is
+        :meth:`value`).
+        """
+        return self.score(self._perturbed(selection)).cpu()
+
     def _gradient(self, xs: torch.Tensor) -> torch.Tensor:
         """``dscore_mean/dx`` ``[n_samples, n_features]`` at inputs ``xs`` (carries the 1/n)."""
         xs = xs.detach().clone().requires_grad_(True)

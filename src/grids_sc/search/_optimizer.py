@@ -13,16 +13,17 @@ def answer(problem: SubsetProblem, request: tuple, validation: SubsetProblem | N
 
     A search asks ``("first_order", selection)``, ``("move_values", selection, out_pos,
     incoming)``, ``("pair_effects", selection, features, signs)``, ``("value", selection)``,
-    ``("add_values", selection, incoming)``, ``("movable", features)`` or
-    ``("tie_scores",)``: the :class:`SubsetProblem` method of that name;
-    ``("validation_value", selection)`` is ``validation.value``.
+    ``("add_values", selection, incoming)``, ``("movable", features)``,
+    ``("tie_scores",)`` or ``("cell_values", selection)``: the :class:`SubsetProblem` method
+    of that name; ``("validation_value", selection)`` is ``validation.value``.
     """
     kind, *args = request
     if kind == "value":
         return problem.value(*args)
     if kind == "validation_value":
         return validation.value(*args)
-    return getattr(problem, kind)(*args).cpu()
+    out = getattr(problem, kind)(*args)
+    return None if out is None else out.cpu()
 
 
 def answer_all(requests, problem: SubsetProblem, validation: SubsetProblem | None = None):
@@ -58,6 +59,14 @@ class GridsOptimizer(torch.optim.Optimizer):
     the pair pool are read from them (the value plus ``E[incoming, restored]``) instead of
     being evaluated again; the search takes the same steps.
 
+    With ``min_z > 0`` the best move is kept only when its gain clears the noise of the
+    cells it is measured on: with ``g_c`` the change of cell ``c``'s term of the objective
+    (:meth:`SubsetProblem.cell_values`), the move needs ``mean(g) >= min_z * sd(g) /
+    sqrt(n)``; else the search stops there. A move whose gain over a small group's search
+    cells is within their noise selects on that noise (it does not carry over to other
+    cells), and the search's last moves are of that kind. Problems whose
+    :meth:`~SubsetProblem.cell_values` is ``None`` keep every improving move.
+
     Parameters
     ----------
     params
@@ -81,6 +90,9 @@ class GridsOptimizer(torch.optim.Optimizer):
         all, before the search is declared converged (``1``: stop at once, as the paper).
     value
         The objective of the initial selection when the caller has it (else computed).
+    min_z
+        Smallest z-score of a move's gain over the cells (``0``: every improving move is
+        kept).
     """
 
     def __init__(
@@ -94,6 +106,7 @@ class GridsOptimizer(torch.optim.Optimizer):
         pair_pool: int = 64,
         depth: int = 8,
         value: float | None = None,
+        min_z: float = 0.0,
     ) -> None:
         params = list(params)
         if len(params) != 1 or params[0].dtype != torch.long or params[0].ndim != 1:
@@ -104,7 +117,11 @@ class GridsOptimizer(torch.optim.Optimizer):
             raise ValueError(f"moves must be 'single' or 'pair', got {moves!r}")
         if depth < 1:
             raise ValueError("depth must be at least 1")
+        if not min_z >= 0:
+            raise ValueError(f"min_z must be at least 0, got {min_z!r}")
         self.moves, self.pair_pool, self.depth = moves, int(pair_pool), int(depth)
+        self.min_z = float(min_z)
+        self._cells: torch.Tensor | None = None  # cell terms of the selection (min_z > 0)
         super().__init__(params, {"n_candidates": n_candidates, "tol": tol})
         self.problem = problem
         n = problem.n_features
@@ -171,14 +188,36 @@ class GridsOptimizer(torch.optim.Optimizer):
                 sel, d, d_free, out_pos, in_idx, vals, group, table
             )
         best = int(torch.argmin(vals))
-        if float(vals[best]) < self.value - group["tol"]:
+        improves = float(vals[best]) < self.value - group["tol"]
+        if improves:
             keep = in_idx[best] >= 0
-            sel[out_pos[best][keep].to(sel.device)] = in_idx[best][keep].to(sel.device)
+            new = sel.clone()
+            new[out_pos[best][keep].to(sel.device)] = in_idx[best][keep].to(sel.device)
+            if self.min_z > 0:
+                improves = yield from self._clears_noise(sel, new)
+        if improves:
+            sel.copy_(new)
             self.value = float(vals[best])
         else:
             self.converged = True
         self.trace.append(self.value)
         return self.value
+
+    def _clears_noise(self, sel: torch.Tensor, new: torch.Tensor):
+        """Whether the move from ``sel`` to ``new`` gains at least ``min_z`` standard errors
+        of its per-cell gains (a request generator; ``True`` where the problem has no
+        :meth:`~SubsetProblem.cell_values`). Keeps ``new``'s cell terms for the next step.
+        """
+        if self._cells is None:
+            self._cells = yield ("cell_values", sel)
+        if self._cells is None:
+            return True
+        after = yield ("cell_values", new)
+        gain = (self._cells - after).double()
+        if not moves_clear(gain, self.min_z):
+            return False
+        self._cells = after
+        return True
 
     def _free_scores(self, sel: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """The first-order scores ``d`` of the candidates, in candidate order, with ``inf``
@@ -253,6 +292,17 @@ class GridsOptimizer(torch.optim.Optimizer):
         signs = torch.cat([torch.ones(len(pool)), -torch.ones(len(sel))])
         e = (yield ("pair_effects", sel, feats, signs)).to(d_free.dtype)
         return pool, e
+
+
+def moves_clear(gain: torch.Tensor, min_z: float) -> bool:
+    """Whether per-cell gains ``gain`` (positive: better) have a mean of at least ``min_z``
+    standard errors (``sd / sqrt(n)``); a gain the same in every cell clears when positive.
+    """
+    mean = float(gain.mean())
+    if len(gain) < 2:
+        return mean > 0
+    se = float(gain.std()) / np.sqrt(len(gain))
+    return mean > 0 and mean >= min_z * se
 
 
 def _pair_moves(pool: torch.Tensor, e: torch.Tensor, n_sel: int, n_moves: int):

@@ -96,6 +96,14 @@ class SubsetProblem(ABC):
         """
         return torch.zeros(self.n_features)
 
+    def cell_values(self, selection: torch.Tensor) -> torch.Tensor | None:
+        """The objective's term of each cell (sample) ``[n]``, whose mean is :meth:`value`,
+        with ``selection`` perturbed; ``None`` (the default) when the problem cannot split
+        its objective so: the search then keeps every move that improves the objective (see
+        :class:`~grids_sc.search.GridsOptimizer`'s ``min_z``).
+        """
+        return None
+
     def exact_pair_effects(self, features: torch.Tensor) -> bool:
         """Whether :meth:`pair_effects` of ``features`` is exact at any selection among them
         (then ``value + E[a, b]`` is the exact objective of that move, up to float
@@ -116,6 +124,12 @@ class RelativeExpression:
 
     def __call__(self, y: torch.Tensor, cell_dim: int = -2) -> torch.Tensor:
         return self.sign * (y.mean(cell_dim) / self.base).mean(-1)
+
+    def per_cell(self, y: torch.Tensor) -> torch.Tensor:
+        """Each cell's term ``sign * mean_g(y_cg / base_g)`` of predictions ``y`` ``[n,
+        n_genes]``: the objective is their mean.
+        """
+        return self.sign * (y / self.base).mean(-1)
 
 
 class EmbeddingSumProblem(SubsetProblem):
@@ -232,6 +246,13 @@ class EmbeddingSumProblem(SubsetProblem):
     def first_order(self, selection: torch.Tensor) -> torch.Tensor:
         """First-order change ``d_j`` of perturbing each peak from its original state."""
         return self.model.first_order(self._state(selection), self.objective)
+
+    @torch.no_grad()
+    def cell_values(self, selection: torch.Tensor) -> torch.Tensor:
+        """Each cell's term of the objective with the selected peaks perturbed (``[n_cells]``;
+        their mean is :meth:`value`).
+        """
+        return self.objective.per_cell(self.model.expression(self._state(selection))).cpu()
 
     def movable(self, features: torch.Tensor) -> torch.Tensor:
         """Whether each of ``features`` is not already at the perturbed value in every cell

@@ -66,6 +66,7 @@ def run_search(
     pair_pool: int = 64,
     init: Start | Sequence[Start] = "first_order",
     on_step: Callable[[int, int, float], None] | None = None,
+    min_z: float = 0.0,
 ) -> SearchResult:
     """Minimise ``problem`` over selections of ``size`` features.
 
@@ -76,7 +77,8 @@ def run_search(
     ``size``). A sequence of starts runs one search from each; then ``restarts - 1`` more
     from a random ``size`` of the top ``4 * size`` first-order features (seeded).
     The best search is chosen on ``validation`` when given (held-out cells), else on the
-    search objective. ``moves`` and ``pair_pool`` are passed to
+    search objective. ``moves``, ``pair_pool`` and ``min_z`` (the smallest z-score of a
+    move's gain over the problem's cells; 0: every improving move) are passed to
     :class:`~grids_sc.search.GridsOptimizer`.
 
     ``callback()`` is called after every step; ``on_step(restart, step, value)`` at the start
@@ -98,6 +100,7 @@ def run_search(
             pair_pool=pair_pool,
             init=init,
             on_step=on_step,
+            min_z=min_z,
         ),
         problem,
         validation,
@@ -119,6 +122,7 @@ def search_requests(
     pair_pool: int = 64,
     init: Start | Sequence[Start] = "first_order",
     on_step: Callable[[int, int, float], None] | None = None,
+    min_z: float = 0.0,
 ):
     """:func:`run_search` as a generator of the questions it asks its problems
     (:func:`~grids_sc.search._optimizer.answer`); returns the :class:`SearchResult`.
@@ -152,6 +156,7 @@ def search_requests(
             moves=moves,
             pair_pool=pair_pool,
             value=value,
+            min_z=min_z,
         )
         if on_step is not None:
             on_step(r, 0, opt.value)

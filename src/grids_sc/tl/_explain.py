@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 from mudata import MuData
 
 from .. import _records as records
 from .._engine import (
     BATCH_SIZE,
+    MIN_MOVE_Z,
     MOVES,
     SelectionSettings,
     check_executor,
@@ -48,6 +50,7 @@ def explain(
     restarts: int = 1,
     moves: str = "pair",
     init: str | Sequence[str] = "first_order",
+    min_move_z: float = MIN_MOVE_Z,
     split_seed: int = 2023,
     device: str = "auto",
     seed: int = 0,
@@ -124,6 +127,13 @@ def explain(
         ``"first_order+integrated_gradients"``) run one search from each, as restarts: the
         one that does best on the validation cells is kept, and it can only end at or below
         the objective of its own start on the search cells. See :ref:`search-starts`.
+    min_move_z
+        A move is kept only when its gain on the search cells is at least this many standard
+        errors of the cells' gains (the mean change of each cell's prediction against its
+        spread over the cells); the search stops at the first best move that does not clear
+        it. Moves within the search cells' noise select on that noise and lose on other
+        cells, most in small groups; see :ref:`move-noise`. ``0``: every improving move is
+        kept (the paper's rule).
     split_seed
         Seed of the search/validation/test split of each group (2023 as in the paper).
     device
@@ -210,6 +220,8 @@ def explain(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if n_candidates < 1 or n_steps < 0 or restarts < 1:
         raise ValueError("n_candidates and restarts must be at least 1, n_steps at least 0")
+    if not (isinstance(min_move_z, (int, float, np.integer, np.floating)) and min_move_z >= 0):
+        raise ValueError(f"min_move_z must be a number of at least 0, got {min_move_z!r}")
     executor = check_executor(executor, worker_threads)
     check_progress(progress, executor)
     fitted = get_surrogate(mdata, key, check_genes=False)
@@ -231,6 +243,7 @@ def explain(
         restarts=int(restarts),
         moves=moves,
         init=init,
+        min_move_z=float(min_move_z),
     )
 
     # ---- run -----------------------------------------------------------------------------------
