@@ -55,6 +55,21 @@ def test_a_gain_from_one_sample_is_not_a_move():
     assert not opt.converged
 
 
+def test_a_problem_without_cell_terms_keeps_every_improving_move():
+    prob = _one_cell_problem()
+    asked = []
+
+    class NoCells(DenseModelProblem):
+        def cell_values(self, selection):
+            asked.append(1)
+            return None
+
+    plain = NoCells(prob.model, prob.x, prob.score)
+    res = run_search(plain, 1, init=torch.tensor([0]), n_steps=5, moves="single", min_z=1.0)
+    assert res.selection.tolist() == [1]  # as with min_z=0
+    assert len(asked) == 1  # asked once, then not again
+
+
 def test_moves_clear():
     assert moves_clear(torch.full((5,), 0.1, dtype=torch.float64), 100.0)  # no spread
     assert not moves_clear(torch.zeros(5, dtype=torch.float64), 0.0)  # no gain

@@ -122,6 +122,7 @@ class GridsOptimizer(torch.optim.Optimizer):
         self.moves, self.pair_pool, self.depth = moves, int(pair_pool), int(depth)
         self.min_z = float(min_z)
         self._cells: torch.Tensor | None = None  # cell terms of the selection (min_z > 0)
+        self._by_cell = True  # False once the problem says it has no cell terms
         super().__init__(params, {"n_candidates": n_candidates, "tol": tol})
         self.problem = problem
         n = problem.n_features
@@ -208,10 +209,13 @@ class GridsOptimizer(torch.optim.Optimizer):
         of its per-cell gains (a request generator; ``True`` where the problem has no
         :meth:`~SubsetProblem.cell_values`). Keeps ``new``'s cell terms for the next step.
         """
+        if not self._by_cell:
+            return True
         if self._cells is None:
             self._cells = yield ("cell_values", sel)
-        if self._cells is None:
-            return True
+            if self._cells is None:  # not asked again: every improving move is kept
+                self._by_cell = False
+                return True
         after = yield ("cell_values", new)
         gain = (self._cells - after).double()
         if not moves_clear(gain, self.min_z):
