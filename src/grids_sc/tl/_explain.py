@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 
-import numpy as np
 from mudata import MuData
 
 from .. import _records as records
@@ -220,7 +220,7 @@ def explain(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if n_candidates < 1 or n_steps < 0 or restarts < 1:
         raise ValueError("n_candidates and restarts must be at least 1, n_steps at least 0")
-    if not (isinstance(min_move_z, (int, float, np.integer, np.floating)) and min_move_z >= 0):
+    if not (isinstance(min_move_z, numbers.Real) and min_move_z >= 0):
         raise ValueError(f"min_move_z must be a number of at least 0, got {min_move_z!r}")
     executor = check_executor(executor, worker_threads)
     check_progress(progress, executor)
