@@ -122,6 +122,23 @@ def test_pair_move_indices_and_padding():
         GridsOptimizer([sel.clone()], prob, moves="triple")
 
 
+def test_a_search_over_some_candidates_stays_among_them():
+    prob = RedundantTruth(1)
+    # every planted feature but one peak of the first OR pair and two decoys, and the nulls
+    cand = torch.ones(N_FEATURES, dtype=torch.bool)
+    cand[[1, 6, 7]] = False
+    opt = GridsOptimizer([torch.tensor([14, 15, 16])], prob, cand, moves="pair")
+    # positions among the candidates (none for a feature that is not one, or padding)
+    pos = opt._cand_pos(torch.tensor([0, 1, 2, 23, -1, 7, 8]))
+    assert pos.tolist() == [0, -1, 1, 20, -1, -1, 5]
+    res = run_search(prob, 4, candidates=cand, n_steps=50, moves="pair")
+    assert not set(res.selection.tolist()) & {1, 6, 7}
+    # the best 4 of the candidates, enumerated
+    free = torch.nonzero(cand).squeeze(1).tolist()
+    best = min(prob.value(torch.tensor(c)) for c in itertools.combinations(free, 4))
+    assert res.value == pytest.approx(best, abs=1e-6)
+
+
 def test_dense_model_problem_is_exact_and_serves_the_optimizer():
     from grids_sc.search import DenseModelProblem
 

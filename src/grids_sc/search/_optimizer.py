@@ -132,9 +132,7 @@ class GridsOptimizer(torch.optim.Optimizer):
         self.candidates = cand
         # the search runs over the candidates' positions (a gene's window: tens of features
         # of a genome's 100,000), so a step's ranking costs O(candidates), not O(features)
-        self._cand_idx = torch.nonzero(cand).squeeze(1)
-        self._cand_pos = torch.full((n,), -1, dtype=torch.long)
-        self._cand_pos[self._cand_idx] = torch.arange(len(self._cand_idx))
+        self._cand_idx = torch.nonzero(cand).squeeze(1)  # sorted
         sel = params[0]
         if len(torch.unique(sel)) != len(sel):
             raise ValueError("the initial selection has duplicate indices")
@@ -223,12 +221,23 @@ class GridsOptimizer(torch.optim.Optimizer):
         self._cells = after
         return True
 
+    def _cand_pos(self, features: torch.Tensor) -> torch.Tensor:
+        """Each feature's position among the candidates, ``-1`` for a feature that is not
+        one (a binary search of the sorted candidates: no table over all features is kept, so
+        a search of a gene's window among 150,000 peaks holds O(window), not O(peaks)).
+        """
+        idx = self._cand_idx
+        if not len(idx) or not len(features):
+            return torch.full_like(features, -1)
+        pos = torch.searchsorted(idx, features).clamp(max=len(idx) - 1)
+        return torch.where(idx[pos] == features, pos, torch.full_like(pos, -1))
+
     def _free_scores(self, sel: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """The first-order scores ``d`` of the candidates, in candidate order, with ``inf``
         for those already selected (the features that can come in).
         """
         d_free = d[self._cand_idx].clone()
-        pos = self._cand_pos[sel.cpu()]
+        pos = self._cand_pos(sel.cpu())
         d_free[pos[pos >= 0]] = float("inf")
         return d_free
 
@@ -281,7 +290,7 @@ class GridsOptimizer(torch.optim.Optimizer):
         """
         free = torch.isfinite(d_free)  # over the candidates (d_free: _free_scores)
         hint = self.problem.interacting_features().cpu()
-        hint_pos = self._cand_pos[hint]
+        hint_pos = self._cand_pos(hint)
         keep = torch.cat([free, free.new_zeros(1)])[hint_pos]  # position -1: not a candidate
         hint, hint_pos = hint[keep], hint_pos[keep]
         n_fill = max(0, self.pair_pool - len(hint))
