@@ -36,9 +36,9 @@ def by_slot(slots: torch.Tensor, fn, dim: int = -1) -> torch.Tensor:
     concatenated on the genes' dimension ``dim`` in the genes' order. Genes sharing a slot (a
     chromosome) are computed together, so no per-gene copy of the state is formed.
     """
+    if len(slots) == 1:  # one gene (a task's search): no grouping, the same arithmetic
+        return fn(int(slots[0]), torch.zeros(1, dtype=torch.long, device=slots.device))
     uniq = torch.unique(slots)
-    if len(uniq) == 1:  # one slot (a gene's search, genes of one chromosome): no regrouping
-        return fn(int(uniq[0]), torch.arange(len(slots), device=slots.device))
     parts, order = [], []
     for u in uniq.tolist():
         g = torch.nonzero(slots == u).squeeze(1)
