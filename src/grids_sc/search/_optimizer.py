@@ -223,8 +223,8 @@ class GridsOptimizer(torch.optim.Optimizer):
 
     def _cand_pos(self, features: torch.Tensor) -> torch.Tensor:
         """Each feature's position among the candidates, ``-1`` for a feature that is not
-        one (a binary search of the sorted candidates: no table over all features is kept, so
-        a search of a gene's window among 150,000 peaks holds O(window), not O(peaks)).
+        one: a binary search of the sorted candidates, so no integer table over every feature
+        (8 bytes a peak, 1.2 MB for 150,000 peaks) is built for each search of a window.
         """
         idx = self._cand_idx
         if not len(idx) or not len(features):
